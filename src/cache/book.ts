@@ -1,0 +1,91 @@
+import { StreamlmError } from '../errors.js';
+
+/** Semantic position of an empty slot: larger than any query position, so the kernel masks it. */
+export const EMPTY_POS = 0x7fffffff;
+
+/**
+ * Which physical KV slot holds which token, in logical (stream) order.
+ *
+ * StreamingLLM assigns positions by place in the cache: the i-th cached token has position i,
+ * whatever its index in the stream. Keys are rotated once, at their stream index, and stay put in
+ * their physical slot; eviction only edits this book. Tokens that were appended together and never
+ * separated by an eviction share a rotation group whose offset (stream index − cache position) is
+ * constant, so one query rotation per group reproduces the paper's scores exactly.
+ */
+export class SlotBook {
+  /** Physical slots in logical order, oldest first. */
+  private order: number[] = [];
+  private readonly free: number[];
+  /** Per physical slot: stream index of the token, its id and its rotation group. */
+  private readonly stream: Float64Array;
+  private readonly token: Int32Array;
+  private readonly group: Int32Array;
+  /** Highest physical slot ever used + 1: the attention kernel scans only this many. */
+  private high = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new StreamlmError(`cache capacity must be a positive integer, got ${capacity}`);
+    this.free = [];
+    for (let s = capacity - 1; s >= 0; s--) this.free.push(s);
+    this.stream = new Float64Array(capacity);
+    this.token = new Int32Array(capacity);
+    this.group = new Int32Array(capacity);
+  }
+
+  get length(): number { return this.order.length; }
+  get highWater(): number { return this.high; }
+
+  /** Appends a token at the end of the logical order; returns its physical slot. */
+  append(token: number, streamIndex: number, group: number): number {
+    const slot = this.free.pop();
+    if (slot === undefined) throw new StreamlmError(`KV cache is full (${this.capacity} slots); the policy must evict before appending`);
+    this.order.push(slot);
+    this.stream[slot] = streamIndex;
+    this.token[slot] = token;
+    this.group[slot] = group;
+    if (slot + 1 > this.high) this.high = slot + 1;
+    return slot;
+  }
+
+  /** Evicts the tokens at logical positions [from, to). */
+  remove(from: number, to: number): void {
+    if (from < 0 || to > this.order.length || from > to) throw new RangeError(`remove(${from}, ${to}) outside [0, ${this.order.length}]`);
+    const gone = this.order.splice(from, to - from);
+    for (const s of gone) this.free.push(s);
+  }
+
+  clear(): void {
+    for (const s of this.order) this.free.push(s);
+    this.order = [];
+  }
+
+  /** Token ids in logical order. */
+  tokens(): number[] { return this.order.map((s) => this.token[s]); }
+  /** Stream indices in logical order. */
+  streamIndices(): number[] { return this.order.map((s) => this.stream[s]); }
+  /** Physical slots in logical order. */
+  slots(): readonly number[] { return this.order; }
+  groupOfSlot(slot: number): number { return this.group[slot]; }
+  streamOfSlot(slot: number): number { return this.stream[slot]; }
+
+  /**
+   * Rotation offset (stream index − cache position) of each group present, indexed by group.
+   * Throws if a group's members disagree, which would mean a policy broke the invariant.
+   */
+  groupOffsets(numGroups: number): number[] {
+    const off: (number | null)[] = new Array(numGroups).fill(null);
+    this.order.forEach((slot, pos) => {
+      const g = this.group[slot];
+      const o = this.stream[slot] - pos;
+      if (off[g] === null) off[g] = o;
+      else if (off[g] !== o) throw new Error(`rotation group ${g} is not contiguous in the cache (offsets ${off[g]} and ${o})`);
+    });
+    return off.map((o) => o ?? 0);
+  }
+
+  /** Writes semantic positions and groups per physical slot (empty slots get EMPTY_POS). */
+  writePositions(slotPos: Int32Array, slotGroup: Int32Array): void {
+    slotPos.fill(EMPTY_POS, 0, this.high);
+    this.order.forEach((slot, pos) => { slotPos[slot] = pos; slotGroup[slot] = this.group[slot]; });
+  }
+}

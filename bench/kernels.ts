@@ -1,0 +1,108 @@
+// Kernel throughput: GEMV 4096x4096 (the decode path) for f32/f16/bf16/q8_0 weights and GEMM
+// 512x512x512 (prefill) at 1 and 2 threads, plus the pool's empty-dispatch round trip.
+// Each case warms up for >= 400 ms first (V8 runs wasm in Liftoff until tier-up).
+// Run: node --import tsx bench/kernels.ts [--quick]
+import { Runtime, type ParallelOp } from '../src/runtime/runtime.js';
+
+const quick = process.argv.includes('--quick');
+const WARM_MS = 400, TIME_MS = quick ? 500 : 1500;
+
+interface Row { case: string; threads: number; ms: number; gbps: number; gflops: number }
+
+function time(fn: () => void): number {
+  for (let t0 = performance.now(); performance.now() - t0 < WARM_MS;) fn();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < TIME_MS) { fn(); n++; }
+  return (performance.now() - t0) / n;
+}
+
+function fill(rt: Runtime, ptr: number, n: number): void {
+  const v = rt.f32(ptr, n);
+  for (let i = 0; i < n; i++) v[i] = Math.random() * 2 - 1;
+}
+
+/** Weights for `kind` at `w` (and q8 scales at `ws`), from random f32. */
+function weights(rt: Runtime, kind: string, N: number, K: number): { w: number; ws: number; bytes: number } {
+  const mark = rt.mark();
+  const tmp = rt.alloc(N * K * 4);
+  fill(rt, tmp, N * K);
+  let w: number, ws = 0, bytes: number;
+  if (kind === 'f32') {
+    rt.release(mark);
+    w = rt.alloc(N * K * 4);
+    fill(rt, w, N * K);
+    return { w, ws, bytes: N * K * 4 };
+  }
+  if (kind === 'q8') {
+    const q = rt.alloc(N * K), s = rt.alloc(N * K / 8);
+    rt.k.quantize_q8(q, s, tmp, N, K);
+    const h8 = rt.u8(q, N * K).slice(), hs = rt.u8(s, N * K / 8).slice();
+    rt.release(mark);
+    w = rt.alloc(N * K); ws = rt.alloc(N * K / 8);
+    rt.u8(w, N * K).set(h8); rt.u8(ws, N * K / 8).set(hs);
+    return { w, ws, bytes: N * K + N * K / 8 };
+  }
+  const src = new Uint32Array(rt.f32(tmp, N * K).buffer, tmp, N * K);
+  const half = new Uint16Array(N * K);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < N * K; i++) {
+    if (kind === 'bf16') half[i] = src[i] >>> 16;
+    else { f[0] = rt.f32(tmp + i * 4, 1)[0] * 0.5; const b = u[0]; half[i] = ((b >>> 16) & 0x8000) | ((((b >>> 23) & 0xff) - 112) << 10) | ((b >>> 13) & 0x3ff); }
+  }
+  rt.release(mark);
+  w = rt.alloc(N * K * 2);
+  rt.u16(w, N * K).set(half);
+  bytes = N * K * 2;
+  return { w, ws, bytes };
+}
+
+const rows: Row[] = [];
+const extra: Record<string, number> = {};
+for (const threads of [1, 2]) {
+  const rt = await Runtime.create({ threads });
+  const K = 4096, N = 4096;
+  const x = rt.alloc(K * 4 * 512), out = rt.alloc(N * 4 * 512);
+  fill(rt, x, K * 512);
+  const xq = rt.alloc(K * 512), xs = rt.alloc(K * 512 / 8);
+  for (const kind of ['f32', 'f16', 'bf16', 'q8']) {
+    const mark = rt.mark();
+    const { w, ws, bytes } = weights(rt, kind, N, K);
+    let ms: number;
+    if (kind === 'q8') {
+      rt.k.quantize_q8(xq, xs, x, 1, K);
+      const args = [out, xq, xs, w, ws, 0, 1, K, N];
+      ms = time(() => rt.run('matmul_q8', args));
+      if (threads === 1) extra.quantize_q8_1x4096_us = time(() => rt.k.quantize_q8(xq, xs, x, 1, K)) * 1000;
+    } else {
+      const args = [out, x, w, 0, 1, K, N];
+      const op = `matmul_${kind}` as ParallelOp;
+      ms = time(() => rt.run(op, args));
+    }
+    rows.push({ case: `gemv ${kind} 4096x4096`, threads, ms, gbps: bytes / ms / 1e6, gflops: 2 * K * N / ms / 1e6 });
+    rt.release(mark);
+  }
+  for (const kind of ['f32', 'f16', 'q8']) {
+    const S = 512, mark = rt.mark();
+    const { w, ws, bytes } = weights(rt, kind, S, S);
+    let ms: number;
+    if (kind === 'q8') {
+      ms = time(() => { rt.k.quantize_q8(xq, xs, x, S, S); rt.run('matmul_q8', [out, xq, xs, w, ws, 0, S, S, S]); });
+    } else {
+      const args = [out, x, w, 0, S, S, S];
+      const op = `matmul_${kind}` as ParallelOp;
+      ms = time(() => rt.run(op, args));
+    }
+    rows.push({ case: `gemm ${kind} 512x512x512`, threads, ms, gbps: bytes / ms / 1e6, gflops: 2 * S * S * S / ms / 1e6 });
+    rt.release(mark);
+  }
+  const empty = [out, x, x, 0, 1, K, 0];
+  extra[`dispatch_us_${threads}t`] = time(() => rt.run('matmul_f32', empty)) * 1000;
+  await rt.close();
+}
+
+console.log(JSON.stringify({ bench: 'kernels', date: new Date().toISOString(), rows, ...extra }));
+console.log('| case | threads | ms | GB/s (weights) | GFLOP/s |');
+console.log('|---|---|---|---|---|');
+for (const r of rows) console.log(`| ${r.case} | ${r.threads} | ${r.ms.toFixed(3)} | ${r.gbps.toFixed(1)} | ${r.gflops.toFixed(1)} |`);
+for (const [k, v] of Object.entries(extra)) console.log(`${k}: ${v.toFixed(2)}`);

@@ -1,0 +1,76 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parsePolicy } from '../cache/policy.js';
+import { StreamlmError } from '../errors.js';
+import { evalStream, type StreamEvalResult } from '../eval/ppl.js';
+import { pplPlotSvg } from '../eval/plot.js';
+import { loadModel } from '../model.js';
+import { list, num, parseFlags, str } from './args.js';
+import { MODEL_FLAGS, modelFlags } from './common.js';
+import { Progress } from './progress.js';
+
+const HELP = `usage: streamlm eval-ppl [--model DIR] --text FILE... --cache POLICY[,POLICY...] --tokens N
+                        [--evict-chunk C] [--json] [--plot out.svg] [--threads N] [--dtype auto|f32|q8_0]
+Streams the concatenated files token by token through each cache policy: every token is predicted
+from the cache, then appended, then the policy evicts. POLICY: dense | window:W | sink:S+W | recompute:W.`;
+
+export async function runEvalPpl(argv: string[]): Promise<void> {
+  const { flags, rest } = parseFlags(argv, {
+    ...MODEL_FLAGS, text: { type: 'string', multiple: true }, cache: { type: 'string' }, tokens: { type: 'string' },
+    'evict-chunk': { type: 'string' }, json: { type: 'boolean' }, plot: { type: 'string' },
+  }, 'eval-ppl');
+  if (flags.help) { console.log(HELP); return; }
+  // `--text a.txt b.txt` lists several files after one flag.
+  const files = [...list(flags, 'text'), ...rest];
+  if (files.length === 0) throw new StreamlmError('at least one text file is required', { field: '--text' });
+  const specs = (str(flags, 'cache') ?? 'sink:4+1020').split(',').map((s) => s.trim()).filter(Boolean);
+  const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
+  const policies = specs.map((s) => parsePolicy(s, { evictChunk }));
+  const maxTokens = num(flags, 'tokens', { int: true, min: 2 });
+  const m = modelFlags(flags);
+
+  let text = '';
+  for (const f of files) {
+    if (!existsSync(f)) throw new StreamlmError('file not found', { file: f, field: '--text' });
+    const t = readFileSync(f, 'utf8');
+    if (t.trim().length === 0) throw new StreamlmError('the text file is empty', { file: f, field: '--text' });
+    text += (text ? '\n\n' : '') + t;
+  }
+
+  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  try {
+    let ids = model.encode(text);
+    if (maxTokens !== undefined) ids = ids.slice(0, maxTokens);
+    if (ids.length < 2) throw new StreamlmError(`the text gives ${ids.length} token(s); at least 2 are needed`, { field: '--text' });
+    const trained = model.hparams.maxPositionEmbeddings;
+    for (const p of policies)
+      if (Number.isFinite(p.keep) && p.keep + 1 > trained)
+        console.error(`[streamlm] warning: ${p.name} holds ${p.keep + 1} tokens per step, more than the model's trained context (${trained})`);
+    const finite = policies.map((p) => p.keep).filter(Number.isFinite);
+    const afterWindow = finite.length ? Math.max(...finite) : trained;
+
+    const results: StreamEvalResult[] = [];
+    for (const p of policies) {
+      const bar = new Progress(`${p.name}`, ids.length - 1);
+      const r = evalStream(model, ids, { cache: p.name, evictChunk, afterWindow, onProgress: (d) => bar.update(d) });
+      bar.done();
+      results.push(r);
+    }
+    printTable(results, afterWindow);
+    if (flags.plot) {
+      const out = String(flags.plot);
+      const svg = pplPlotSvg(results, `${basename(m.dir)}: ${ids.length} tokens of ${files.map((f) => basename(f)).join(', ').slice(0, 60)}`);
+      writeFileSync(out + '.tmp', svg);
+      renameSync(out + '.tmp', out);
+      console.error(`[streamlm] wrote ${out}`);
+    }
+    if (flags.json) console.log(JSON.stringify({ model: m.dir, tokens: ids.length, results }));
+  } finally {
+    await model.close();
+  }
+}
+
+function printTable(results: StreamEvalResult[], afterWindow: number): void {
+  const rows = results.map((r) => `${r.cache.padEnd(18)} ${r.ppl.toFixed(3).padStart(10)} ${(r.ppl_after_window?.toFixed(3) ?? '-').padStart(12)} ${r.tok_s.toFixed(1).padStart(9)} ${r.peak_rss_mb.toFixed(0).padStart(8)}`);
+  console.error([`${'cache'.padEnd(18)} ${'ppl'.padStart(10)} ${`ppl@>=${afterWindow}`.padStart(12)} ${'tok/s'.padStart(9)} ${'rss MB'.padStart(8)}`, ...rows].join('\n'));
+}

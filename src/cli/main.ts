@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import { StreamlmError } from '../errors.js';
+import { runAttentionMap } from './attention-map.js';
+import { runEvalPpl } from './eval-ppl.js';
+import { runGenerate } from './generate.js';
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
+  generate: { run: runGenerate, help: 'stream a completion of a prompt' },
+  'eval-ppl': { run: runEvalPpl, help: 'perplexity of a long text streamed through cache policies' },
+  'attention-map': { run: runAttentionMap, help: 'heatmaps of attention over the first tokens (attention sinks)' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(12)} ${v.help}`);
+  return `usage: streamlm <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\nRun 'streamlm <command> --help' for a command's flags.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h') { console.log(usage()); return cmd ? 0 : 1; }
+  const c = COMMANDS[cmd];
+  if (!c) { console.error(`streamlm: unknown command '${cmd}'\n\n${usage()}`); return 1; }
+  await c.run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (e instanceof StreamlmError) console.error(`streamlm: ${e.message}`);
+    else if (e instanceof Error && (e as NodeJS.ErrnoException).code === 'EPIPE') { /* stdout closed by the reader */ }
+    else console.error(`streamlm: internal error: ${e instanceof Error ? e.stack : String(e)}`);
+    process.exitCode = 1;
+  },
+);

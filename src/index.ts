@@ -1,0 +1,9 @@
+// Public API of streamlm: re-exports only.
+export { loadModel, Model, type LoadOptions } from './model.js';
+export { Session, type SessionOptions, type CacheStats } from './session.js';
+export { generate, type GenerateOptions, type GeneratedToken, type GenerationStats } from './generate/generate.js';
+export { Sampler, type SamplerOptions } from './generate/sampler.js';
+export { parsePolicy, type CachePolicy, POLICY_FORMS } from './cache/policy.js';
+export { evalStream, type StreamEvalOptions, type StreamEvalResult } from './eval/ppl.js';
+export { StreamlmError } from './errors.js';
+export type { HParams } from './models/config.js';

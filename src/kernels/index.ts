@@ -1,0 +1,16 @@
+// Entry point of build/kernels.wasm: every export listed in docs/design.md, plus set_scratch.
+export { set_scratch } from './simd';
+export { matmul_f32, matmul_f16, matmul_bf16 } from './matmul';
+export { quantize_q8, matmul_q8 } from './q8';
+export { rmsnorm, layernorm } from './norm';
+export { rope } from './rope';
+export { attention } from './attention';
+export { swiglu, gelu, gelu_tanh, add } from './act';
+export { embed_f32, embed_f16, embed_bf16 } from './embed';
+export { cross_entropy } from './loss';
+export { clamp } from './clamp';
+
+/** End of the module's static data: the Runtime's allocator starts above it. */
+export function heap_base(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,73 @@
+// Shared SIMD helpers and the per-instance scratch region. Every worker has its own instance, so
+// these wasm globals are thread-local; nothing mutable lives in linear memory.
+
+/** Base and size in bytes of this instance's scratch region (set once by the Runtime). */
+export let scratchPtr: usize = 0;
+export let scratchBytes: usize = 0;
+
+/** Called by the Runtime on each instance, main and workers, right after instantiation. */
+export function set_scratch(ptr: usize, bytes: usize): void {
+  scratchPtr = ptr;
+  scratchBytes = bytes;
+}
+
+/** Sum of the four lanes. */
+// @ts-ignore: decorator
+@inline export function hsum(a: v128): f32 {
+  const s = f32x4.add(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/** Max of the four lanes. */
+// @ts-ignore: decorator
+@inline export function hmax(a: v128): f32 {
+  const s = f32x4.max(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** [Σa, Σb, Σc, Σd]: four horizontal sums with one transpose, so four dot products end as one store. */
+// @ts-ignore: decorator
+@inline export function reduce4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(f32x4.shuffle(a, b, 0, 4, 1, 5), f32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(f32x4.shuffle(c, d, 0, 4, 1, 5), f32x4.shuffle(c, d, 2, 6, 3, 7));
+  return f32x4.add(f32x4.shuffle(ab, cd, 0, 1, 4, 5), f32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/** Same transpose-sum for i32 lanes (exact). */
+// @ts-ignore: decorator
+@inline export function reduce4i(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 1, 4, 5), i32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/**
+ * f16 → f32 for four sign-extended halves in i32 lanes. Node 20 has no f16 SIMD, so: shifting the
+ * sign-extended half left by 13 puts sign, exponent and mantissa where f32 keeps them (the sign
+ * copies land in bits 28-30, which the mask clears); the f32 exponent bias differs by 112, and one
+ * multiply by 2^112 fixes it for normals and subnormals alike. Inf/NaN halves become large finite
+ * numbers, which weights never hold.
+ */
+// @ts-ignore: decorator
+@inline export function h2f(hs: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(hs, 13), i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(0x77800000)));
+}
+
+/** Scalar f16 → f32, same method. */
+// @ts-ignore: decorator
+@inline export function h2f1(h: u32): f32 {
+  const hs = <i32>(<i16>h);
+  return reinterpret<f32>((hs << 13) & 0x8fffffff) * reinterpret<f32>(0x77800000);
+}
+
+/** Four f16 at p → f32x4. */
+// @ts-ignore: decorator
+@inline export function loadF16x4(p: usize): v128 {
+  return h2f(v128.load16x4_s(p));
+}
+
+/** Four bf16 at p → f32x4 (bf16 is the top half of an f32). */
+// @ts-ignore: decorator
+@inline export function loadBf16x4(p: usize): v128 {
+  return i32x4.shl(v128.load16x4_u(p), 16);
+}

@@ -1,0 +1,85 @@
+import { StreamlmError } from './errors.js';
+import { parseHParams, type HParams } from './models/config.js';
+import { familyFor } from './models/registry.js';
+import { Transformer } from './models/transformer.js';
+import { WeightLoader, type LoadDType } from './models/weights.js';
+import { openModelDir } from './runtime/modeldir.js';
+import { Runtime } from './runtime/runtime.js';
+import { Session, type SessionOptions } from './session.js';
+import { checkTokenizerMatches, TextTokenizer } from './tokenizer.js';
+
+export interface LoadOptions {
+  /** Worker threads including the main one (default: all cores). */
+  threads?: number;
+  /** Keep the checkpoint's weight dtype (`auto`, default), or convert to `f32` or `q8_0`. */
+  dtype?: LoadDType;
+}
+
+/** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
+export class Model {
+  private sessions = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly hparams: HParams,
+    readonly tokenizer: TextTokenizer | null,
+    readonly generationConfig: Record<string, unknown>,
+    readonly net: Transformer,
+    /** Bytes of weights held in wasm memory. */
+    readonly weightBytes: number,
+  ) {}
+
+  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+    const dtype = opts.dtype ?? 'auto';
+    if (!['auto', 'f32', 'q8_0'].includes(dtype)) throw new StreamlmError(`dtype must be auto, f32 or q8_0, got '${dtype}'`, { field: 'dtype' });
+    const md = openModelDir(dir);
+    const hp = parseHParams(md.config, md.configFile);
+    const loadTensors = familyFor(hp, md.configFile);
+    if (hp.gatedMlp && hp.act !== 'silu') throw new StreamlmError(`gated MLP with activation '${hp.act}' is not implemented (only silu)`, { file: md.configFile, field: 'hidden_act' });
+    const tokenizer = TextTokenizer.load(dir);
+    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
+    const rt = await Runtime.create({ threads: opts.threads });
+    try {
+      const wl = new WeightLoader(rt, md, dtype);
+      const weights = loadTensors(hp, wl, md.config);
+      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights), wl.bytes);
+    } catch (e) {
+      await rt.close();
+      throw e;
+    }
+  }
+
+  get threads(): number { return this.net.rt.threads; }
+
+  /** Tokens that end generation: generation_config.json's eos_token_id, else config.json's. */
+  get eosTokenIds(): number[] {
+    const g = this.generationConfig.eos_token_id;
+    const ids = new Set<number>(this.hparams.eosTokenIds);
+    if (typeof g === 'number') ids.add(g);
+    if (Array.isArray(g)) for (const x of g) if (typeof x === 'number') ids.add(x);
+    for (const x of this.tokenizer?.eosTokenIds ?? []) ids.add(x);
+    return [...ids];
+  }
+
+  /** A new stream with its own KV cache. Close sessions in reverse order of creation. */
+  session(opts: SessionOptions = {}): Session {
+    const rt = this.net.rt;
+    const mark = rt.mark();
+    this.sessions++;
+    return new Session(this.net, () => { this.sessions--; rt.release(mark); }, opts);
+  }
+
+  /** Text to token ids, with the BOS token when the tokenizer config asks for it. */
+  encode(text: string): number[] {
+    if (!this.tokenizer) throw new StreamlmError('this model directory has no tokenizer.json, so text cannot be encoded', { file: this.dir, field: 'tokenizer.json' });
+    return this.tokenizer.encode(text, { addSpecialTokens: true });
+  }
+
+  async close(): Promise<void> { await this.net.rt.close(); }
+}
+
+/** Loads a Hugging Face model directory. */
+export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  return Model.load(dir, opts);
+}

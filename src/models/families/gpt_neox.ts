@@ -1,0 +1,31 @@
+import type { HParams } from '../config.js';
+import type { LayerWeights, ModelWeights } from '../transformer.js';
+import type { WeightLoader } from '../weights.js';
+import { lmHead } from './llama.js';
+import { qkvRowMap } from './qkv.js';
+
+/** GPT-NeoX (Pythia): LayerNorm with biases, partial rotary, parallel residual, fused per-head QKV. */
+export function loadGptNeox(hp: HParams, w: WeightLoader): ModelWeights {
+  const H = hp.hiddenSize, F = hp.intermediateSize, hd = hp.headDim, nH = hp.numHeads;
+  // query_key_value rows are per head [q, k, v]; the shared blocks want [all q; all k; all v].
+  const map = qkvRowMap(nH, hd, (h) => [h * 3 * hd, h * 3 * hd + hd, h * 3 * hd + 2 * hd]);
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < hp.numLayers; i++) {
+    const p = `gpt_neox.layers.${i}.`;
+    layers.push({
+      norm1: w.norm(`${p}input_layernorm.weight`, `${p}input_layernorm.bias`, H),
+      norm2: w.norm(`${p}post_attention_layernorm.weight`, `${p}post_attention_layernorm.bias`, H),
+      qkv: w.linear([{ name: `${p}attention.query_key_value.weight`, rowMap: map }], H, [`${p}attention.query_key_value.bias`], [3 * H]),
+      o: w.linear([{ name: `${p}attention.dense.weight` }], H, [`${p}attention.dense.bias`], [H]),
+      up: w.linear([{ name: `${p}mlp.dense_h_to_4h.weight` }], H, [`${p}mlp.dense_h_to_4h.bias`], [F]),
+      down: w.linear([{ name: `${p}mlp.dense_4h_to_h.weight` }], F, [`${p}mlp.dense_4h_to_h.bias`], [H]),
+    });
+  }
+  const embed = w.embedding('gpt_neox.embed_in.weight', hp.vocabSize, H);
+  return {
+    embed, layers,
+    finalNorm: w.norm('gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias', H),
+    lmHead: lmHead(w, hp, 'gpt_neox.embed_in.weight', 'embed_out.weight', embed),
+    alibiSlopes: 0,
+  };
+}

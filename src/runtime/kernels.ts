@@ -1,0 +1,58 @@
+// The exports of build/kernels.wasm, typed. All pointers are byte offsets into the shared memory
+// (see docs/design.md, "Kernels"); every argument is a number, f32 ones included.
+
+type P = number;
+
+export interface Kernels {
+  heap_base(): number;
+  set_scratch(ptr: P, bytes: number): void;
+  matmul_f32(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_f16(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_bf16(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  quantize_q8(xq: P, xs: P, x: P, M: number, K: number): void;
+  matmul_q8(out: P, xq: P, xs: P, wq: P, ws: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  rmsnorm(out: P, x: P, w: P, M: number, K: number, eps: number): void;
+  layernorm(out: P, x: P, w: P, b: P, M: number, K: number, eps: number): void;
+  rope(x: P, rowStride: number, cos: P, sin: P, M: number, nHeads: number, headDim: number, rotDim: number): void;
+  attention(out: P, q: P, qRowStride: number, qGroupStride: number, k: P, v: P, kvRowStride: number,
+    slotPos: P, slotGroup: P, nSlots: number, qPos: P, M: number, nHeads: number, nKvHeads: number,
+    headDim: number, scale: number, alibi: P, probs: P, scratch: P, tid: number, nth: number): void;
+  swiglu(out: P, gu: P, M: number, F: number): void;
+  gelu(x: P, n: number): void;
+  gelu_tanh(x: P, n: number): void;
+  add(out: P, a: P, b: P, n: number): void;
+  clamp(x: P, n: number, lo: number, hi: number): void;
+  embed_f32(out: P, table: P, ids: P, M: number, K: number): void;
+  embed_f16(out: P, table: P, ids: P, M: number, K: number): void;
+  embed_bf16(out: P, table: P, ids: P, M: number, K: number): void;
+  cross_entropy(nll: P, logits: P, targets: P, M: number, N: number): void;
+}
+
+/**
+ * Kernels that take `(tid, nth)` last and run on every thread through `Runtime.run`, with the number
+ * of arguments that come before `(tid, nth)`. Append only: the index is the op id workers receive.
+ */
+export const PARALLEL_OPS = {
+  matmul_f32: 7,
+  matmul_f16: 7,
+  matmul_bf16: 7,
+  matmul_q8: 9,
+  attention: 19,
+} as const;
+
+export type ParallelOp = keyof typeof PARALLEL_OPS;
+
+export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
+
+type KernelFn = (...args: number[]) => void;
+
+/** Calls a parallel kernel with `args` then `(tid, nth)`, without allocating an argument array. */
+export function callParallel(fn: KernelFn, a: ArrayLike<number>, n: number, tid: number, nth: number): void {
+  switch (n) {
+    case 7: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], tid, nth); return;
+    case 9: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], tid, nth); return;
+    case 19: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+      a[15], a[16], a[17], a[18], tid, nth); return;
+    default: throw new Error(`callParallel: no call shape for ${n} arguments`);
+  }
+}

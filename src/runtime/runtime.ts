@@ -1,0 +1,148 @@
+// The Runtime: one shared wasm memory with a bump allocator, the kernels instantiated on it, and a
+// worker pool for the parallel ones. See docs/design.md, "Runtime".
+import { StreamlmError } from '../errors.js';
+import type { Kernels, ParallelOp } from './kernels.js';
+import { Pool } from './pool.js';
+
+export type { Kernels, ParallelOp } from './kernels.js';
+
+const PAGE = 65536;
+/** wasm32 ceiling: 65536 pages. */
+const MAX_BYTES = 2 ** 32;
+/** Per-thread scratch for kernels (f16/bf16 GEMM widens weight blocks into it). */
+const SCRATCH_BYTES = 1 << 20;
+
+export interface RuntimeOptions {
+  /** Threads for parallel kernels, the calling thread included. Default: os.availableParallelism(). */
+  threads?: number;
+  /**
+   * The compiled kernels (bytes or a module). Default: read `build/kernels.wasm` from the package
+   * with node:fs. Browsers pass it here.
+   */
+  wasm?: BufferSource | WebAssembly.Module;
+}
+
+async function defaultThreads(): Promise<number> {
+  if (typeof process !== 'undefined' && process.versions?.node) {
+    const os = await import('node:os');
+    return os.availableParallelism();
+  }
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
+
+async function loadModule(wasm: RuntimeOptions['wasm']): Promise<WebAssembly.Module> {
+  if (wasm instanceof WebAssembly.Module) return wasm;
+  if (wasm) return WebAssembly.compile(wasm);
+  const url = new URL('../../build/kernels.wasm', import.meta.url);
+  const { readFile } = await import('node:fs/promises');
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = new Uint8Array(await readFile(url));
+  } catch {
+    throw new StreamlmError('not found; run `npm run build:kernels`', { file: url.pathname });
+  }
+  return WebAssembly.compile(bytes);
+}
+
+export class Runtime {
+  /** Main thread's kernel instance, for single-threaded ops. */
+  readonly k: Kernels;
+  readonly memory: WebAssembly.Memory;
+  private pool!: Pool;
+  private readonly base: number;
+  private top: number;
+  private marks: number[] = [];
+  private peak = 0;
+
+  private constructor(k: Kernels, memory: WebAssembly.Memory, base: number) {
+    this.k = k;
+    this.memory = memory;
+    this.base = base;
+    this.top = base;
+  }
+
+  static async create(opts: RuntimeOptions = {}): Promise<Runtime> {
+    const threads = opts.threads ?? await defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+      throw new StreamlmError(`must be an integer in 1..256, got ${threads}`, { field: 'threads' });
+    }
+    const module = await loadModule(opts.wasm);
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_BYTES / PAGE, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const k = instance.exports as unknown as Kernels;
+    const base = Math.ceil(k.heap_base() / 64) * 64;
+    const rt = new Runtime(k, memory, base);
+    const scratch: [number, number][] = [];
+    for (let t = 0; t < threads; t++) scratch.push([rt.alloc(SCRATCH_BYTES), SCRATCH_BYTES]);
+    k.set_scratch(scratch[0][0], scratch[0][1]);
+    rt.pool = await Pool.create(k, module, memory, threads, scratch);
+    return rt;
+  }
+
+  /** Threads used by `run`, the calling thread included. */
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  /** Bytes handed out by `alloc` (and not released), the per-thread scratch included. */
+  get bytesAllocated(): number {
+    return this.top - this.base;
+  }
+
+  /** High-water mark of bytes allocated above the outermost live `mark()`, since creation or `resetPeakScratch()`. */
+  get peakScratchBytes(): number {
+    return this.peak;
+  }
+
+  resetPeakScratch(): void {
+    this.peak = this.marks.length ? this.top - this.marks[0] : 0;
+  }
+
+  /** Reserves `bytes` (aligned to `align`) and returns the byte offset; grows the memory as needed. */
+  alloc(bytes: number, align = 64): number {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new StreamlmError(`bytes must be a non-negative integer, got ${bytes}`, { field: 'Runtime.alloc(bytes)' });
+    if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
+      throw new StreamlmError(`align must be a power of two, got ${align}`, { field: 'Runtime.alloc(align)' });
+    }
+    const ptr = Math.ceil(this.top / align) * align;
+    const end = ptr + bytes;
+    if (end > MAX_BYTES) {
+      throw new StreamlmError(`cannot allocate ${bytes} bytes: ${this.bytesAllocated} are in use and wasm32 memory stops at 4 GiB`,
+        { field: 'Runtime.alloc(bytes)' });
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    if (this.marks.length) this.peak = Math.max(this.peak, end - this.marks[0]);
+    return ptr;
+  }
+
+  /** Remembers the allocation top; `release(mark)` frees everything allocated after it. */
+  mark(): number {
+    this.marks.push(this.top);
+    return this.top;
+  }
+
+  release(mark: number): void {
+    const i = this.marks.lastIndexOf(mark);
+    if (i < 0 || mark > this.top) throw new StreamlmError(`no live mark at ${mark}`, { field: 'Runtime.release(mark)' });
+    this.marks.length = i;
+    this.top = mark;
+  }
+
+  f32(ptr: number, len: number): Float32Array { return new Float32Array(this.memory.buffer, ptr, len); }
+  i32(ptr: number, len: number): Int32Array { return new Int32Array(this.memory.buffer, ptr, len); }
+  u16(ptr: number, len: number): Uint16Array { return new Uint16Array(this.memory.buffer, ptr, len); }
+  u8(ptr: number, len: number): Uint8Array { return new Uint8Array(this.memory.buffer, ptr, len); }
+  i8(ptr: number, len: number): Int8Array { return new Int8Array(this.memory.buffer, ptr, len); }
+
+  /** Runs a parallel kernel on every thread: `op(...args, tid, nth)`. */
+  run(op: ParallelOp, args: ArrayLike<number>): void {
+    this.pool.run(op, args);
+  }
+
+  /** Stops the workers so the process can exit. The memory stays readable. */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

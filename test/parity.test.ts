@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../src/model.js';
+import { fixtureDir, hasFixture, readReference, relErr } from './helpers/fixtures.js';
+
+/** Fixture name → relative tolerance on logits (f32 math: 1e-4; bf16 weights: 1e-2 per the issue). */
+const FAMILIES: Record<string, number> = {
+  llama: 1e-4, 'llama-bf16': 1e-2, mistral: 1e-4, qwen2: 1e-4,
+  'llama-rope-linear': 1e-4, 'llama-rope-dynamic': 1e-4, 'llama-rope-llama3': 1e-4, 'llama-rope-yarn': 1e-4,
+  gpt_neox: 1e-4, falcon: 1e-4, 'falcon-new': 1e-4, mpt: 1e-4,
+};
+
+for (const [name, tol] of Object.entries(FAMILIES)) {
+  test(`${name}: logits match transformers (full forward and incremental), rel ${tol}`, { skip: !hasFixture(name) && 'fixture not generated' }, async () => {
+    const ref = readReference(name);
+    const model = await loadModel(fixtureDir(name), { threads: 2 });
+    try {
+      const T = ref.inputIds.length;
+      const full = model.session({ cache: 'dense', maxTokens: T, prefillChunk: T });
+      const ours = full.forwardAll(ref.inputIds);
+      full.close();
+      const eFull = relErr(ours, ref.logitsFull);
+      assert.ok(eFull < tol, `full forward rel err ${eFull}`);
+
+      const inc = model.session({ cache: 'dense', maxTokens: T });
+      const parts: Float32Array[] = [];
+      parts.push(inc.forwardAll(ref.inputIds.slice(0, 8)));
+      for (let t = 8; t < T; t++) parts.push(inc.step(ref.inputIds[t]));
+      inc.close();
+      const cat = new Float32Array(T * ref.vocab);
+      let o = 0;
+      for (const p of parts) { cat.set(p, o); o += p.length; }
+      const eInc = relErr(cat, ref.logitsIncremental);
+      assert.ok(eInc < tol, `incremental rel err ${eInc}`);
+    } finally {
+      await model.close();
+    }
+  });
+}

@@ -7,7 +7,7 @@ import { fixtureDir, hasFixture, readReference, relErr } from './helpers/fixture
 const FAMILIES: Record<string, number> = {
   llama: 1e-4, 'llama-bf16': 1e-2, mistral: 1e-4, qwen2: 1e-4,
   'llama-rope-linear': 1e-4, 'llama-rope-dynamic': 1e-4, 'llama-rope-llama3': 1e-4, 'llama-rope-yarn': 1e-4,
-  gpt_neox: 1e-4, falcon: 1e-4, 'falcon-new': 1e-4, mpt: 1e-4,
+  gpt_neox: 1e-4, falcon: 1e-4, 'falcon-new': 1e-4, 'falcon-alibi': 1e-4, mpt: 1e-4,
 };
 
 for (const [name, tol] of Object.entries(FAMILIES)) {

@@ -47,6 +47,16 @@ export function loadFalcon(hp: HParams, w: WeightLoader, config: Record<string, 
     embed, layers,
     finalNorm: w.norm('transformer.ln_f.weight', 'transformer.ln_f.bias', H),
     lmHead: lmHead(w, hp, 'transformer.word_embeddings.weight', 'lm_head.weight', embed),
-    alibiSlopes: 0,
+    // Falcon adds the ALiBi bias before the 1/√headDim scaling, so its slopes carry the scale.
+    alibiSlopes: hp.position.kind === 'alibi' ? w.constant(bloomAlibiSlopes(nH).map((s) => s / Math.sqrt(hd))) : 0,
   };
+}
+
+/** BLOOM's slopes: 2^(−8i/n) for the largest power of two n ≤ heads, then odd powers of the next. */
+export function bloomAlibiSlopes(nHeads: number): Float32Array {
+  const n = 2 ** Math.floor(Math.log2(nHeads));
+  const slopes: number[] = [];
+  for (let i = 1; i <= n; i++) slopes.push(2 ** (-8 * i / n));
+  for (let i = 1; slopes.length < nHeads; i += 2) slopes.push(2 ** (-4 * i / n));
+  return Float32Array.from(slopes);
 }

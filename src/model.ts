@@ -5,7 +5,9 @@ import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType } from './models/weights.js';
 import { openModelDir } from './runtime/modeldir.js';
 import { Runtime } from './runtime/runtime.js';
-import { Session, type SessionOptions } from './session.js';
+import { KVCache } from './cache/kvcache.js';
+import { parsePolicy } from './cache/policy.js';
+import { cacheCapacity, Session, type SessionOptions } from './session.js';
 import { checkTokenizerMatches, TextTokenizer } from './tokenizer.js';
 
 export interface LoadOptions {
@@ -62,12 +64,31 @@ export class Model {
     return [...ids];
   }
 
-  /** A new stream with its own KV cache. Close sessions in reverse order of creation. */
+  /**
+   * A new stream with its own KV cache. Close sessions in reverse order of creation, unless they
+   * run on a cache from `allocCache` (`opts.kv`), which may be closed in any order.
+   */
   session(opts: SessionOptions = {}): Session {
+    if (opts.kv) return new Session(this.net, () => {}, opts);
     const rt = this.net.rt;
     const mark = rt.mark();
     this.sessions++;
     return new Session(this.net, () => { this.sessions--; rt.release(mark); }, opts);
+  }
+
+  /**
+   * Allocates a KV cache that lives as long as the model, sized for sessions created with `opts`
+   * (finite policies only), to pass as `session({ ...opts, kv })`. Call it before opening sessions
+   * without `kv`: their memory is released stack-wise and would take this cache with it.
+   */
+  allocCache(opts: SessionOptions = {}): KVCache {
+    if (this.sessions > 0) throw new StreamlmError(`allocate caches before opening sessions without one (${this.sessions} open)`, { field: 'kv' });
+    const policy = parsePolicy(opts.cache ?? 'sink:4+1020', opts);
+    if (!Number.isFinite(policy.keep)) throw new StreamlmError(`a shared cache needs a finite policy (window:W or sink:S+W), got '${policy.name}'`, { field: 'cache' });
+    const chunk = opts.prefillChunk ?? 64;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new StreamlmError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`, { field: 'prefillChunk' });
+    const hp = this.hparams;
+    return new KVCache(this.net.rt, hp.numLayers, hp.numKvHeads * hp.headDim, cacheCapacity(policy, chunk, hp.maxPositionEmbeddings));
   }
 
   /** Text to token ids, with the BOS token when the tokenizer config asks for it. */

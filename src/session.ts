@@ -10,6 +10,18 @@ export interface SessionOptions extends PolicyOptions {
   prefillChunk?: number;
   /** Slots for a dense cache, which never evicts (default: the model's trained context). */
   maxTokens?: number;
+  /**
+   * A pre-allocated cache (from `Model.allocCache`) to use instead of allocating one. The session
+   * resets it and never frees it, so such sessions may be closed in any order.
+   */
+  kv?: KVCache;
+}
+
+/** KV slots a session with `policy` needs: what it keeps plus one prefill chunk. */
+export function cacheCapacity(policy: CachePolicy, prefillChunk: number, maxPositions: number, maxTokens?: number): number {
+  if (policy.recompute) return policy.keep + 1;
+  if (Number.isFinite(policy.keep)) return policy.keep + prefillChunk;
+  return maxTokens ?? maxPositions;
 }
 
 /** Cache occupancy, for status lines and metrics. */
@@ -34,11 +46,17 @@ export class Session {
     this.prefillChunk = opts.prefillChunk ?? 64;
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new StreamlmError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`, { field: 'prefillChunk' });
     const hp = net.hp;
-    let capacity: number;
-    if (this.policy.recompute) capacity = this.policy.keep + 1;
-    else if (Number.isFinite(this.policy.keep)) capacity = this.policy.keep + this.prefillChunk;
-    else capacity = opts.maxTokens ?? hp.maxPositionEmbeddings;
-    this.cache = new KVCache(net.rt, hp.numLayers, hp.numKvHeads * hp.headDim, capacity);
+    const capacity = cacheCapacity(this.policy, this.prefillChunk, hp.maxPositionEmbeddings, opts.maxTokens);
+    const kvDim = hp.numKvHeads * hp.headDim;
+    if (opts.kv) {
+      const kv = opts.kv;
+      if (kv.k.length !== hp.numLayers || kv.kvDim !== kvDim) throw new StreamlmError(`the given KV cache has ${kv.k.length} layers of width ${kv.kvDim}; this model needs ${hp.numLayers} of width ${kvDim}`, { field: 'kv' });
+      if (kv.capacity < capacity) throw new StreamlmError(`the given KV cache has ${kv.capacity} slots; ${this.policy.name} with prefill chunk ${this.prefillChunk} needs ${capacity}`, { field: 'kv' });
+      kv.reset();
+      this.cache = kv;
+    } else {
+      this.cache = new KVCache(net.rt, hp.numLayers, kvDim, capacity);
+    }
   }
 
   /** Feeds prompt tokens; returns the logits after the last one. */
@@ -83,7 +101,10 @@ export class Session {
     return { policy: this.policy.name, length: c.length, sinks, seen: c.seen, evicted: c.evicted, capacity: c.capacity, bytes: c.bytes };
   }
 
-  /** Frees the cache memory (sessions must be closed in reverse order of creation). */
+  /**
+   * Frees the cache memory. Sessions that allocated their own cache must be closed in reverse order
+   * of creation; with a pre-allocated `kv` the cache is only handed back to its owner.
+   */
   close(): void { if (!this.closed) { this.closed = true; this.release(); } }
 
   private forward(ids: readonly number[], opts: ForwardOptions): Float32Array {

@@ -52,7 +52,7 @@ function close(got: ArrayLike<number>, ref: ArrayLike<number>, scale: ArrayLike<
 }
 
 let rts: Runtime[] = [];
-before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2 })]; });
+before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
 after(async () => { for (const rt of rts) await rt.close(); });
 
 function put(rt: Runtime, a: Float32Array | Int32Array | Uint16Array | Int8Array | Uint8Array): number {
@@ -321,7 +321,7 @@ test('cross_entropy matches logsumexp - logit[target]', () => {
 
 // ---------------------------------------------------------------- attention
 
-interface AttnCase { M: number; nHeads: number; nKvHeads: number; headDim: number; nSlots: number; groups: number; alibi: boolean; probs: boolean }
+interface AttnCase { M: number; nHeads: number; nKvHeads: number; headDim: number; nSlots: number; groups: number; alibi: boolean; probs: boolean; contiguous?: boolean }
 
 function attentionRef(c: AttnCase, q: Float32Array, qRowStride: number, qGroupStride: number, k: Float32Array, v: Float32Array,
   kvRowStride: number, slotPos: Int32Array, slotGroup: Int32Array, qPos: Int32Array, scale: number, alibi: Float32Array | null) {
@@ -357,6 +357,9 @@ test('attention matches reference: groups, GQA, empty and masked slots, alibi, p
     { M: 3, nHeads: 4, nKvHeads: 2, headDim: 12, nSlots: 9, groups: 2, alibi: false, probs: true },
     { M: 4, nHeads: 6, nKvHeads: 1, headDim: 64, nSlots: 37, groups: 2, alibi: true, probs: false },
     { M: 2, nHeads: 3, nKvHeads: 3, headDim: 7, nSlots: 11, groups: 3, alibi: true, probs: true },
+    // Sink-style layout: a few slots of group 0, then the window in group 1 (the 4-slot fast path).
+    { M: 1, nHeads: 14, nKvHeads: 2, headDim: 64, nSlots: 70, groups: 2, alibi: false, probs: true, contiguous: true },
+    { M: 3, nHeads: 4, nKvHeads: 4, headDim: 128, nSlots: 41, groups: 1, alibi: true, probs: false, contiguous: true },
   ];
   for (const rt of rts) for (const c of cases) {
     const mark = rt.mark();
@@ -365,9 +368,9 @@ test('attention matches reference: groups, GQA, empty and masked slots, alibi, p
     const q = randF32(groups * qGroupStride), k = randF32(nSlots * kvRowStride), v = randF32(nSlots * kvRowStride);
     const slotPos = Int32Array.from({ length: nSlots }, (_, s) => s * 2);
     slotPos[nSlots - 1] = 2 ** 31 - 1; // an empty slot
-    const slotGroup = Int32Array.from({ length: nSlots }, (_, s) => s % groups);
+    const slotGroup = Int32Array.from({ length: nSlots }, (_, s) => c.contiguous ? (s < 5 ? 0 : groups - 1) : s % groups);
     // Row 0 sees a few slots; the last row of a multi-row case sees none (its output must be 0).
-    const qPos = Int32Array.from({ length: M }, (_, m) => 3 + m * 5);
+    const qPos = Int32Array.from({ length: M }, (_, m) => c.contiguous ? 2 * nSlots - 7 - m * 9 : 3 + m * 5);
     if (M > 1) qPos[M - 1] = -1;
     const alibi = c.alibi ? randF32(nHeads) : null;
     const scale = 1 / Math.sqrt(headDim);

@@ -54,9 +54,12 @@ export class SlotBook {
     for (const s of gone) this.free.push(s);
   }
 
+  /** Empties the book into the state of a new one, so a reused cache computes exactly as a fresh one. */
   clear(): void {
-    for (const s of this.order) this.free.push(s);
     this.order = [];
+    this.free.length = 0;
+    for (let s = this.capacity - 1; s >= 0; s--) this.free.push(s);
+    this.high = 0;
   }
 
   /** Token ids in logical order. */

@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 import { StreamlmError } from '../errors.js';
 import { runAttentionMap } from './attention-map.js';
+import { runChat } from './chat.js';
+import { runCompress } from './compress.js';
 import { runEvalPpl } from './eval-ppl.js';
 import { runGenerate } from './generate.js';
+import { runServe } from './serve.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   generate: { run: runGenerate, help: 'stream a completion of a prompt' },
   'eval-ppl': { run: runEvalPpl, help: 'perplexity of a long text streamed through cache policies' },
   'attention-map': { run: runAttentionMap, help: 'heatmaps of attention over the first tokens (attention sinks)' },
+  serve: { run: runServe, help: 'OpenAI-compatible HTTP server with kept per-session caches, and a web chat' },
+  chat: { run: runChat, help: 'terminal chat on one endless StreamingLLM session' },
+  compress: { run: runCompress, help: 'factor every linear layer to low rank (FlashSVD; docs/lowrank.md)' },
 };
 
 function usage(): string {

@@ -1,26 +1,7 @@
 // Elementwise ops: SwiGLU, the two GELUs, add. SwiGLU and tanh-GELU use a SIMD e^x (they sit
 // between decode dispatches, where a slow scalar exp would let the pool's workers fall asleep);
 // erf-GELU stays scalar f64.
-
-/**
- * e^x for four lanes, relative error < 2e-7: x = n·ln2 + f with |f| <= ln2/2 (Cody-Waite split of
- * ln2), a degree-6 Taylor polynomial for e^f, and 2^n built in the exponent bits. x is clamped to
- * [-87, 88] so 2^n stays a normal f32; callers only need e^x saturating there.
- */
-// @ts-ignore: decorator
-@inline function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87)), f32x4.splat(88));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.4426950408889634)));
-  const f = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
-  let p = f32x4.add(f32x4.splat(1.0 / 120), f32x4.mul(f, f32x4.splat(1.0 / 720)));
-  p = f32x4.add(f32x4.splat(1.0 / 24), f32x4.mul(f, p));
-  p = f32x4.add(f32x4.splat(1.0 / 6), f32x4.mul(f, p));
-  p = f32x4.add(f32x4.splat(0.5), f32x4.mul(f, p));
-  p = f32x4.add(f32x4.splat(1), f32x4.mul(f, p));
-  p = f32x4.add(f32x4.splat(1), f32x4.mul(f, p));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
-}
+import { exp4 } from './simd';
 
 /** x / (1 + e^-t) for four lanes. */
 // @ts-ignore: decorator

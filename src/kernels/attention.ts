@@ -1,7 +1,11 @@
 // Attention over a slot-addressed KV cache (see docs/design.md, "attention"). Parallel over the
-// M·nHeads (row, head) pairs, split contiguously. Scores for one (m, h) go to this thread's part of
-// `scratch` (nSlots floats); masked slots hold -inf, so exp() gives them exactly 0.
-import { hsum } from './simd';
+// M·nHeads (row, head) pairs, split contiguously. For one (m, h): scores for 4 slots at a time
+// (one q load feeds 4 keys) into this thread's part of `scratch`, masked slots set to -inf; a
+// SIMD softmax (exp4 is exactly 0 below -87, so masked slots get p = 0); then Σ p·v with the output
+// held in 8 registers (32 floats) per pass over the slots.
+import { exp4, hmax, hsum, reduce4 } from './simd';
+
+const NEG_INF = f32x4.splat(-Infinity);
 
 // @ts-ignore: decorator
 @inline function dot(a: usize, b: usize, n: i32): f32 {
@@ -21,18 +25,71 @@ import { hsum } from './simd';
   return s;
 }
 
-/** out[0..n] += p · v[0..n] */
+/** [q·k0, q·k1, q·k2, q·k3] for four keys `ld` bytes apart. */
 // @ts-ignore: decorator
-@inline function axpy(out: usize, p: f32, v: usize, n: i32): void {
-  const pv = f32x4.splat(p);
+@inline function dot4(q: usize, k: usize, ld: usize, n: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const k1 = k + ld, k2 = k1 + ld, k3 = k2 + ld;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
-    v128.store(out + o, f32x4.add(v128.load(out + o), f32x4.mul(pv, v128.load(v + o))));
+    const qv = v128.load(q + o);
+    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k + o)));
+    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + o)));
   }
+  let r = reduce4(a0, a1, a2, a3);
   for (; i < n; i++) {
     const o = <usize>i << 2;
-    store<f32>(out + o, load<f32>(out + o) + p * load<f32>(v + o));
+    let kv = f32x4.splat(load<f32>(k + o));
+    kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
+    kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
+    kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+    r = f32x4.add(r, f32x4.mul(f32x4.splat(load<f32>(q + o)), kv));
+  }
+  return r;
+}
+
+/** out[0..n) = Σ_s p[s] · v_s, v_s at v + s·ld; slots with p = 0 are skipped. */
+// @ts-ignore: decorator
+@inline function weightedSum(out: usize, p: usize, v: usize, ld: usize, nSlots: i32, n: i32): void {
+  let d = 0;
+  for (; d + 32 <= n; d += 32) {
+    const dv = v + (<usize>d << 2);
+    let o0 = f32x4.splat(0), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+    for (let s = 0; s < nSlots; s++) {
+      const ps = load<f32>(p + (<usize>s << 2));
+      if (ps == 0) continue;
+      const pv = f32x4.splat(ps);
+      const r = dv + <usize>s * ld;
+      o0 = f32x4.add(o0, f32x4.mul(pv, v128.load(r)));
+      o1 = f32x4.add(o1, f32x4.mul(pv, v128.load(r, 16)));
+      o2 = f32x4.add(o2, f32x4.mul(pv, v128.load(r, 32)));
+      o3 = f32x4.add(o3, f32x4.mul(pv, v128.load(r, 48)));
+      o4 = f32x4.add(o4, f32x4.mul(pv, v128.load(r, 64)));
+      o5 = f32x4.add(o5, f32x4.mul(pv, v128.load(r, 80)));
+      o6 = f32x4.add(o6, f32x4.mul(pv, v128.load(r, 96)));
+      o7 = f32x4.add(o7, f32x4.mul(pv, v128.load(r, 112)));
+    }
+    const op = out + (<usize>d << 2);
+    v128.store(op, o0); v128.store(op, o1, 16); v128.store(op, o2, 32); v128.store(op, o3, 48);
+    v128.store(op, o4, 64); v128.store(op, o5, 80); v128.store(op, o6, 96); v128.store(op, o7, 112);
+  }
+  for (; d + 4 <= n; d += 4) {
+    const dv = v + (<usize>d << 2);
+    let o0 = f32x4.splat(0);
+    for (let s = 0; s < nSlots; s++) {
+      const ps = load<f32>(p + (<usize>s << 2));
+      if (ps != 0) o0 = f32x4.add(o0, f32x4.mul(f32x4.splat(ps), v128.load(dv + <usize>s * ld)));
+    }
+    v128.store(out + (<usize>d << 2), o0);
+  }
+  for (; d < n; d++) {
+    const dv = v + (<usize>d << 2);
+    let o: f32 = 0;
+    for (let s = 0; s < nSlots; s++) o += load<f32>(p + (<usize>s << 2)) * load<f32>(dv + <usize>s * ld);
+    store<f32>(out + (<usize>d << 2), o);
   }
 }
 
@@ -45,43 +102,91 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
   const sc = scratch + (<usize>tid * nSlots << 2);
   const perKv = nHeads / nKvHeads;
   const hd = <usize>headDim << 2;
+  const ldkv = <usize>kvRowStride << 2;
+  const scv = f32x4.splat(scale);
   for (let i = i0; i < i1; i++) {
     const m = i / nHeads, h = i - m * nHeads;
     const kh = h / perKv;
     const qp = load<i32>(qPos + (<usize>m << 2));
+    const qpv = i32x4.splat(qp);
     const slope: f32 = alibi ? load<f32>(alibi + (<usize>h << 2)) : 0;
     const qBase = q + ((<usize>m * qRowStride + <usize>h * headDim) << 2);
-    let mx: f32 = -Infinity;
-    for (let s = 0; s < nSlots; s++) {
+    const kBase = k + <usize>kh * hd;
+    let mxv = NEG_INF;
+    let s = 0;
+    for (; s + 4 <= nSlots; s += 4) {
+      const pos = v128.load(slotPos + (<usize>s << 2));
+      const vis = i32x4.le_s(pos, qpv);
+      if (!v128.any_true(vis)) {
+        v128.store(sc + (<usize>s << 2), NEG_INF);
+        continue;
+      }
+      const grp = v128.load(slotGroup + (<usize>s << 2));
+      const g0 = i32x4.extract_lane(grp, 0);
+      let r: v128;
+      if (i32x4.all_true(i32x4.eq(grp, i32x4.splat(g0)))) {
+        r = dot4(qBase + (<usize>g0 * qGroupStride << 2), kBase + <usize>s * ldkv, ldkv, headDim);
+      } else {
+        // Rotation groups change inside these 4 slots (sink/window boundary): one dot each.
+        const kp = kBase + <usize>s * ldkv;
+        r = f32x4.splat(dot(qBase + (<usize>g0 * qGroupStride << 2), kp, headDim));
+        r = f32x4.replace_lane(r, 1, dot(qBase + (<usize>i32x4.extract_lane(grp, 1) * qGroupStride << 2), kp + ldkv, headDim));
+        r = f32x4.replace_lane(r, 2, dot(qBase + (<usize>i32x4.extract_lane(grp, 2) * qGroupStride << 2), kp + 2 * ldkv, headDim));
+        r = f32x4.replace_lane(r, 3, dot(qBase + (<usize>i32x4.extract_lane(grp, 3) * qGroupStride << 2), kp + 3 * ldkv, headDim));
+      }
+      r = f32x4.mul(r, scv);
+      if (alibi) r = f32x4.sub(r, f32x4.mul(f32x4.splat(slope), f32x4.convert_i32x4_s(i32x4.sub(qpv, pos))));
+      r = v128.bitselect(r, NEG_INF, vis);
+      mxv = f32x4.max(mxv, r);
+      v128.store(sc + (<usize>s << 2), r);
+    }
+    let mx = hmax(mxv);
+    for (; s < nSlots; s++) {
       const pos = load<i32>(slotPos + (<usize>s << 2));
       let score: f32 = -Infinity;
       if (pos <= qp) {
         const g = load<i32>(slotGroup + (<usize>s << 2));
-        const kp = k + ((<usize>s * kvRowStride + <usize>kh * headDim) << 2);
-        score = scale * dot(qBase + (<usize>g * qGroupStride << 2), kp, headDim);
+        score = scale * dot(qBase + (<usize>g * qGroupStride << 2), kBase + <usize>s * ldkv, headDim);
         if (alibi) score -= slope * <f32>(qp - pos);
         mx = max<f32>(mx, score);
       }
       store<f32>(sc + (<usize>s << 2), score);
     }
     const o = out + ((<usize>m * nHeads + h) * hd);
-    memory.fill(o, 0, hd);
     const pr = probs ? probs + ((<usize>m * nHeads + h) * nSlots << 2) : 0;
     if (mx == -Infinity) {
+      memory.fill(o, 0, hd);
       if (pr) memory.fill(pr, 0, <usize>nSlots << 2);
       continue;
     }
-    let sum: f32 = 0;
-    for (let s = 0; s < nSlots; s++) {
-      const e = Mathf.exp(load<f32>(sc + (<usize>s << 2)) - mx);
-      store<f32>(sc + (<usize>s << 2), e);
+    const mv = f32x4.splat(mx);
+    let sv = f32x4.splat(0);
+    s = 0;
+    for (; s + 4 <= nSlots; s += 4) {
+      const p = sc + (<usize>s << 2);
+      const e = exp4(f32x4.sub(v128.load(p), mv));
+      v128.store(p, e);
+      sv = f32x4.add(sv, e);
+    }
+    let sum = hsum(sv);
+    for (; s < nSlots; s++) {
+      const p = sc + (<usize>s << 2);
+      const e = Mathf.exp(load<f32>(p) - mx);
+      store<f32>(p, e);
       sum += e;
     }
     const inv: f32 = 1 / sum;
-    for (let s = 0; s < nSlots; s++) {
-      const p = load<f32>(sc + (<usize>s << 2)) * inv;
-      if (pr) store<f32>(pr + (<usize>s << 2), p);
-      if (p != 0) axpy(o, p, v + ((<usize>s * kvRowStride + <usize>kh * headDim) << 2), headDim);
+    const iv = f32x4.splat(inv);
+    s = 0;
+    for (; s + 4 <= nSlots; s += 4) {
+      const p = sc + (<usize>s << 2);
+      v128.store(p, f32x4.mul(v128.load(p), iv));
     }
+    for (; s < nSlots; s++) {
+      const p = sc + (<usize>s << 2);
+      store<f32>(p, load<f32>(p) * inv);
+    }
+    if (pr) memory.copy(pr, sc, <usize>nSlots << 2);
+    weightedSum(o, sc, v + <usize>kh * hd, ldkv, nSlots, headDim);
   }
 }

@@ -33,12 +33,12 @@ const BLOCK_BYTES: i32 = 192 * 1024;
  */
 // @ts-ignore: decorator
 @inline function f16Even(v: v128): v128 {
-  return v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffffff));
+  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(0x77800000)));
 }
 
 // @ts-ignore: decorator
 @inline function f16Odd(v: v128): v128 {
-  return v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000));
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000)));
 }
 
 /** Writes x[0..K) to dst with each group of 8 reordered as its 4 even then its 4 odd elements. */
@@ -50,13 +50,6 @@ const BLOCK_BYTES: i32 = 192 * 1024;
     v128.store(dst + o, f32x4.shuffle(a, b, 0, 2, 4, 6));
     v128.store(dst + o, f32x4.shuffle(a, b, 1, 3, 5, 7), 16);
   }
-}
-
-/** As loadW4, but f16 is left 2^112 too small: gemv4 applies that factor once, to the sums. */
-// @ts-ignore: decorator
-@inline function loadW4Unscaled(kind: i32, p: usize): v128 {
-  if (kind == F16) return v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(0x8fffffff));
-  return loadW4(kind, p);
 }
 
 /** Scalar tail k..K of four dot products, as one vector. */
@@ -153,13 +146,12 @@ const BLOCK_BYTES: i32 = 192 * 1024;
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load(x + (<usize>k << 2));
     const wo = <usize>k << sh;
-    a0 = f32x4.add(a0, f32x4.mul(x0, loadW4Unscaled(kind, w + wo)));
-    a1 = f32x4.add(a1, f32x4.mul(x0, loadW4Unscaled(kind, w1 + wo)));
-    a2 = f32x4.add(a2, f32x4.mul(x0, loadW4Unscaled(kind, w2 + wo)));
-    a3 = f32x4.add(a3, f32x4.mul(x0, loadW4Unscaled(kind, w3 + wo)));
+    a0 = f32x4.add(a0, f32x4.mul(x0, loadW4(kind, w + wo)));
+    a1 = f32x4.add(a1, f32x4.mul(x0, loadW4(kind, w1 + wo)));
+    a2 = f32x4.add(a2, f32x4.mul(x0, loadW4(kind, w2 + wo)));
+    a3 = f32x4.add(a3, f32x4.mul(x0, loadW4(kind, w3 + wo)));
   }
-  let r = reduce4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
-  if (kind == F16) r = f32x4.mul(r, f32x4.splat(reinterpret<f32>(0x77800000)));
+  const r = reduce4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
   store4(out, k < K ? f32x4.add(r, tail4(kind, x, w, ldw, k, K)) : r, bias);
 }
 

@@ -71,3 +71,23 @@ export function set_scratch(ptr: usize, bytes: usize): void {
 @inline export function loadBf16x4(p: usize): v128 {
   return i32x4.shl(v128.load16x4_u(p), 16);
 }
+
+/**
+ * e^x for four lanes, relative error < 2e-7: x = n·ln2 + f with |f| <= ln2/2 (Cody-Waite split of
+ * ln2), a degree-6 Taylor polynomial for e^f, and 2^n built in the exponent bits. Below -87 the
+ * result is exactly 0 (so -inf scores vanish from a softmax); above 88 it saturates at e^88.
+ */
+// @ts-ignore: decorator
+@inline export function exp4(x0: v128): v128 {
+  const x = f32x4.min(f32x4.max(x0, f32x4.splat(-87)), f32x4.splat(88));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.4426950408889634)));
+  const f = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693145751953125))), f32x4.mul(n, f32x4.splat(1.428606765330187e-6)));
+  let p = f32x4.add(f32x4.splat(1.0 / 120), f32x4.mul(f, f32x4.splat(1.0 / 720)));
+  p = f32x4.add(f32x4.splat(1.0 / 24), f32x4.mul(f, p));
+  p = f32x4.add(f32x4.splat(1.0 / 6), f32x4.mul(f, p));
+  p = f32x4.add(f32x4.splat(0.5), f32x4.mul(f, p));
+  p = f32x4.add(f32x4.splat(1), f32x4.mul(f, p));
+  p = f32x4.add(f32x4.splat(1), f32x4.mul(f, p));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.and(f32x4.mul(p, scale), f32x4.gt(x0, f32x4.splat(-87)));
+}

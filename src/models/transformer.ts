@@ -2,6 +2,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { HParams } from './config.js';
 import { ropeFrequencies } from './rope.js';
 import type { Embedding, Linear, Norm } from './weights.js';
+import { linearLowRank, streamingForward } from '../lowrank/forward.js';
 
 export interface LayerWeights {
   norm1: Norm;
@@ -56,6 +57,8 @@ export class Transformer {
 
   /** Runs the new `tokens` through the model, writing their K/V into the cache slots of `kv`. */
   forward(tokens: readonly number[], kv: KVBatch, opts: ForwardOptions = {}): Float32Array {
+    const streamed = streamingForward(this, tokens, kv, opts);
+    if (streamed) return streamed;
     const { rt, hp, w } = this;
     const k = rt.k;
     const M = tokens.length;
@@ -185,6 +188,7 @@ export class Transformer {
 
   /** out (M, N) = x (M, K) · Wᵀ + b, on all threads. */
   linear(out: number, x: number, lin: Linear, M: number, xq: number, xs: number): void {
+    if (lin.lr) { linearLowRank(this, out, x, lin, M, xq, xs); return; }
     if (lin.dtype === 'q8_0') {
       this.rt.k.quantize_q8(xq, xs, x, M, lin.K);
       this.rt.run('matmul_q8', [out, xq, xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);

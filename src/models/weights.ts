@@ -2,6 +2,7 @@ import { StreamlmError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from '../lowrank/format.js';
 
 /** How weights sit in wasm memory. `q8_0` is planar: int8 rows plus one f32 scale per 32. */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -16,6 +17,18 @@ export interface Linear {
   bias: number;   // (N) f32, 0 = none
   N: number;
   K: number;
+  /** Set when the checkpoint stores this linear as low-rank factors; then `w` is 0. */
+  lr?: LowRankLinear;
+}
+
+/**
+ * W ≈ B·A per part of a (possibly fused) linear. `a` stacks every part's A rows: (R, K), R = Σ r_i;
+ * part i reads P[:, pOff, pOff + r) of P = x·Aᵀ and writes output columns [nOff, nOff + b.N).
+ */
+export interface LowRankLinear {
+  a: Linear;                                                // (R, K)
+  parts: { b: Linear; r: number; pOff: number; nOff: number }[]; // b: (n_i, r_i)
+  R: number;
 }
 
 export interface Norm { w: number; b: number } // (K) f32 each, 0 = absent
@@ -34,7 +47,12 @@ export class WeightLoader {
   /** Weight bytes resident in wasm memory. */
   bytes = 0;
 
-  constructor(private readonly rt: Runtime, private readonly md: ModelDir, readonly target: LoadDType) {}
+  /** The checkpoint's low-rank section, or null for a dense checkpoint. */
+  readonly lowrank: LowRankSpec | null;
+
+  constructor(private readonly rt: Runtime, private readonly md: ModelDir, readonly target: LoadDType) {
+    this.lowrank = parseLowRank(md.config, md.configFile, md.tensors);
+  }
 
   has(name: string): boolean { return this.md.tensors.has(name); }
 
@@ -79,6 +97,7 @@ export class WeightLoader {
    * Fusing Q/K/V and gate/up into one matrix halves the thread dispatches per layer.
    */
   linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
+    if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
     const N = rowsOf.reduce((a, b) => a + b, 0);
     const same = infos.every((t) => t.dtype === infos[0].dtype);
@@ -126,6 +145,36 @@ export class WeightLoader {
       }
       this.bytes += N * 4;
     }
+    return lin;
+  }
+
+  /** The factored form of `linear`: one stacked A, one B per part, biases as for a dense linear. */
+  private lowRankLinear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
+    const ranks = this.lowrank!.ranks;
+    const prefixes = parts.map((p) => prefixOf(p.name) ?? '');
+    const missing = prefixes.find((p) => !ranks.has(p));
+    if (missing !== undefined) throw new StreamlmError(`'${missing}' is fused with low-rank linears (${prefixes.join(', ')}) and must be low-rank too`, { file: this.md.configFile, field: `streamlm_lowrank.ranks` });
+    const rs = prefixes.map((p) => ranks.get(p)!);
+    const a = this.linear(prefixes.map((p) => ({ name: factorA(p) })), K, null, rs);
+    const N = rowsOf.reduce((x, y) => x + y, 0);
+    const lin: Linear = { dtype: 'f32', w: 0, ws: 0, bias: 0, N, K };
+    if (biases) {
+      lin.bias = this.rt.alloc(N * 4);
+      for (let i = 0, row = 0; i < biases.length; row += rowsOf[i], i++) {
+        this.rowsToF32(this.info(biases[i], [rowsOf[i]]), lin.bias + row * 4, 1, rowsOf[i]);
+        const map = parts[i].rowMap;
+        if (map) this.permuteF32(lin.bias + row * 4, map, 1);
+      }
+      this.bytes += N * 4;
+    }
+    const lr: LowRankLinear = { a, parts: [], R: a.N };
+    let pOff = 0, nOff = 0;
+    for (let i = 0; i < parts.length; i++) {
+      lr.parts.push({ b: this.linear([{ name: factorB(prefixes[i]), rowMap: parts[i].rowMap }], rs[i], null, [rowsOf[i]]), r: rs[i], pOff, nOff });
+      pOff += rs[i];
+      nOff += rowsOf[i];
+    }
+    lin.lr = lr;
     return lin;
   }
 

@@ -21,7 +21,7 @@ export const CONTROL_BYTES = ARGS_BYTE + MAX_ARGS * 8;
  * single-threaded work in between; spinning through that gap saves a futex wake (5-50 us) per
  * dispatch. Longer spins would only burn a core that an oversubscribed machine needs elsewhere.
  */
-export const SPIN_MS = 0.05;
+export const SPIN_MS = 0.2;
 
 /** Spins until `a[i] !== value` or SPIN_MS pass; then sleeps until it changes. Returns the new value. */
 export function awaitChange(a: Int32Array, i: number, value: number, sleepMs = Infinity): number {

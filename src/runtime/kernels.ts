@@ -26,6 +26,8 @@ export interface Kernels {
   embed_f16(out: P, table: P, ids: P, M: number, K: number): void;
   embed_bf16(out: P, table: P, ids: P, M: number, K: number): void;
   cross_entropy(nll: P, logits: P, targets: P, M: number, N: number): void;
+  lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
+  lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;
 }
 
 /**
@@ -38,11 +40,26 @@ export const PARALLEL_OPS = {
   matmul_bf16: 7,
   matmul_q8: 9,
   attention: 19,
+  lowrank_ffn: 7,
+  lowrank_attention: 7,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
 
 export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
+
+/**
+ * Multiply-adds an op will do, from its arguments, so the pool can run small ops on the calling
+ * thread alone. Ops it cannot size (their shape sits in a cfg block) count as large.
+ */
+export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
+  switch (op) {
+    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': return a[4] * a[5] * a[6];
+    case 'matmul_q8': return a[6] * a[7] * a[8];
+    case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
+    default: return Infinity;
+  }
+}
 
 type KernelFn = (...args: number[]) => void;
 

@@ -4,28 +4,18 @@
 import type { Worker } from 'node:worker_threads';
 import { StreamlmError } from '../errors.js';
 import { ARGS_BYTE, CONTROL_BYTES, EXIT, FAILED, GEN, MAX_ARGS, NTH, OP, PENDING, awaitChange, type WorkerInit } from './control.js';
-import { OP_NAMES, PARALLEL_OPS, callParallel, type Kernels, type ParallelOp } from './kernels.js';
+import { OP_NAMES, PARALLEL_OPS, callParallel, parallelWork, type Kernels, type ParallelOp } from './kernels.js';
+import { workerSource } from './worker.js';
 
 const OP_INDEX = new Map<string, number>(OP_NAMES.map((name, i) => [name, i]));
-
-/**
- * From dist/ the worker is worker.js next to this file. Under tsx (tests, src/) it is worker.ts, and
- * Node 20 does not apply tsx's `--import` hooks inside workers, so a small eval'd script registers
- * tsx first and then imports the .ts entry.
- */
-function workerUrl(): URL | string {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./worker.js', import.meta.url);
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-}
 
 export class Pool {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private closed = false;
 
-  private constructor(private readonly k: Kernels, private readonly workers: Worker[], control: SharedArrayBuffer) {
+  private constructor(private readonly k: Kernels, private readonly workers: Worker[], control: SharedArrayBuffer,
+    private readonly minWork: number) {
     this.ctl = new Int32Array(control);
     this.args = new Float64Array(control, ARGS_BYTE, MAX_ARGS);
   }
@@ -40,16 +30,16 @@ export class Pool {
    * that worker t's kernel instance gets through `set_scratch`.
    */
   static async create(k: Kernels, module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number,
-    scratch: ReadonlyArray<readonly [number, number]>): Promise<Pool> {
+    scratch: ReadonlyArray<readonly [number, number]>, minWork: number): Promise<Pool> {
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     const workers: Worker[] = [];
     if (threads > 1) {
       const { Worker } = await import('node:worker_threads');
-      const url = workerUrl();
+      const source = workerSource();
       const ready: Promise<void>[] = [];
       for (let tid = 1; tid < threads; tid++) {
         const init: WorkerInit = { module, memory, control, tid, scratchPtr: scratch[tid][0], scratchBytes: scratch[tid][1] };
-        const w = typeof url === 'string' ? new Worker(url, { eval: true, workerData: init }) : new Worker(url, { workerData: init });
+        const w = new Worker(source, { eval: true, workerData: init });
         w.unref();
         workers.push(w);
         ready.push(new Promise((resolve, reject) => {
@@ -65,10 +55,10 @@ export class Pool {
         throw e;
       }
     }
-    return new Pool(k, workers, control);
+    return new Pool(k, workers, control, minWork);
   }
 
-  /** Runs `op(...args, tid, nth)` on every thread and returns when all are done. */
+  /** Runs `op(...args, tid, nth)` on every thread (or, for small ops, on this one) and returns when all are done. */
   run(op: ParallelOp, args: ArrayLike<number>): void {
     const index = OP_INDEX.get(op);
     if (index === undefined) throw new StreamlmError(`unknown parallel op '${op}'`, { field: 'Runtime.run(op)' });
@@ -79,7 +69,7 @@ export class Pool {
     if (this.closed) throw new StreamlmError('the runtime is closed', { field: 'Runtime.run' });
     const fn = this.k[op] as (...a: number[]) => void;
     const nth = this.workers.length + 1;
-    if (nth === 1) {
+    if (nth === 1 || parallelWork(op, args) < this.minWork) {
       callParallel(fn, args, n, 0, 1);
       return;
     }

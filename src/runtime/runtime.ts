@@ -20,6 +20,12 @@ export interface RuntimeOptions {
    * with node:fs. Browsers pass it here.
    */
   wasm?: BufferSource | WebAssembly.Module;
+  /**
+   * Parallel ops with fewer multiply-adds than this run on the calling thread alone: below it, a
+   * dispatch (about 1 us on a quiet machine, far more when other processes hold the cores) costs
+   * more than the split saves. Default 65536 (about 10 us of single-thread work). 0: always split.
+   */
+  minParallelWork?: number;
 }
 
 async function defaultThreads(): Promise<number> {
@@ -75,7 +81,7 @@ export class Runtime {
     const scratch: [number, number][] = [];
     for (let t = 0; t < threads; t++) scratch.push([rt.alloc(SCRATCH_BYTES), SCRATCH_BYTES]);
     k.set_scratch(scratch[0][0], scratch[0][1]);
-    rt.pool = await Pool.create(k, module, memory, threads, scratch);
+    rt.pool = await Pool.create(k, module, memory, threads, scratch, opts.minParallelWork ?? 65536);
     return rt;
   }
 
@@ -136,7 +142,7 @@ export class Runtime {
   u8(ptr: number, len: number): Uint8Array { return new Uint8Array(this.memory.buffer, ptr, len); }
   i8(ptr: number, len: number): Int8Array { return new Int8Array(this.memory.buffer, ptr, len); }
 
-  /** Runs a parallel kernel on every thread: `op(...args, tid, nth)`. */
+  /** Runs a parallel kernel on every thread, `op(...args, tid, nth)`; below minParallelWork, on this thread alone. */
   run(op: ParallelOp, args: ArrayLike<number>): void {
     this.pool.run(op, args);
   }

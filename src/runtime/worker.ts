@@ -1,33 +1,44 @@
-// One pool thread: instantiates the kernels on the shared memory, then loops on the control block.
-import { parentPort, workerData } from 'node:worker_threads';
-import { ARGS_BYTE, EXIT, FAILED, GEN, MAX_ARGS, NTH, OP, PENDING, awaitChange, type WorkerInit } from './control.js';
-import { OP_NAMES, PARALLEL_OPS, callParallel, type Kernels } from './kernels.js';
+// The pool thread's program, as source text for `new Worker(src, { eval: true })`. Text rather than a
+// module file so that workers start in tens of milliseconds from both src/ (tests under tsx, which
+// Node 20 does not apply inside workers) and dist/; the two helpers it needs are spliced in from
+// their (self-contained) compiled functions.
+import { ARGS_BYTE, EXIT, FAILED, GEN, MAX_ARGS, NTH, OP, PENDING, SPIN_MS, awaitChange } from './control.js';
+import { OP_NAMES, PARALLEL_OPS, callParallel } from './kernels.js';
 
-const init = workerData as WorkerInit;
-const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
-const k = instance.exports as unknown as Kernels;
-k.set_scratch(init.scratchPtr, init.scratchBytes);
-const fns = OP_NAMES.map((name) => k[name] as (...a: number[]) => void);
-const arity = OP_NAMES.map((name) => PARALLEL_OPS[name]);
-
-const ctl = new Int32Array(init.control);
-const args = new Float64Array(init.control, ARGS_BYTE, MAX_ARGS);
-const tid = init.tid;
-let seen = Atomics.load(ctl, GEN);
-parentPort!.postMessage('ready');
-
-for (;;) {
-  seen = awaitChange(ctl, GEN, seen);
-  const op = ctl[OP];
-  if (op === EXIT) break;
-  const nth = ctl[NTH];
-  if (tid < nth) {
-    try {
-      callParallel(fns[op], args, arity[op], tid, nth);
-    } catch (e) {
-      Atomics.store(ctl, FAILED, tid + 1);
-      console.error(`streamlm worker ${tid}: ${OP_NAMES[op]} failed:`, e);
+/** workerData: WorkerInit (control.ts). The worker posts 'ready' once its kernels are instantiated. */
+export function workerSource(): string {
+  return `'use strict';
+const { parentPort, workerData: init } = require('node:worker_threads');
+const SPIN_MS = ${SPIN_MS};
+${awaitChange.toString()}
+${callParallel.toString()}
+(async () => {
+  const instance = await WebAssembly.instantiate(init.module, { env: { memory: init.memory } });
+  const k = instance.exports;
+  k.set_scratch(init.scratchPtr, init.scratchBytes);
+  const names = ${JSON.stringify(OP_NAMES)};
+  const fns = names.map((name) => k[name]);
+  const arity = names.map((name) => (${JSON.stringify(PARALLEL_OPS)})[name]);
+  const ctl = new Int32Array(init.control);
+  const args = new Float64Array(init.control, ${ARGS_BYTE}, ${MAX_ARGS});
+  const tid = init.tid;
+  let seen = Atomics.load(ctl, ${GEN});
+  parentPort.postMessage('ready');
+  for (;;) {
+    seen = awaitChange(ctl, ${GEN}, seen);
+    const op = ctl[${OP}];
+    if (op === ${EXIT}) break;
+    const nth = ctl[${NTH}];
+    if (tid < nth) {
+      try {
+        callParallel(fns[op], args, arity[op], tid, nth);
+      } catch (e) {
+        Atomics.store(ctl, ${FAILED}, tid + 1);
+        console.error('streamlm worker ' + tid + ': ' + names[op] + ' failed:', e);
+      }
     }
+    if (Atomics.sub(ctl, ${PENDING}, 1) === 1) Atomics.notify(ctl, ${PENDING});
   }
-  if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+})();
+`;
 }

@@ -1,0 +1,72 @@
+import { createInterface } from 'node:readline';
+import type { ChatMessage } from '../chat/template.js';
+import { loadModel } from '../model.js';
+import { Engine, type TurnResult } from '../server/engine.js';
+import type { CacheStats } from '../session.js';
+import { num, parseFlags, str } from './args.js';
+import { MODEL_FLAGS, modelFlags } from './common.js';
+
+const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache sink:4+2044] [--max-tokens 256]
+                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
+A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
+cache, so the conversation can run forever in bounded memory. After each reply a status line on
+stderr shows the cache: sinks | window | evicted. Commands: /reset (new conversation), /exit.
+Ctrl-C stops a reply; at the prompt it exits.`;
+
+export function statusLine(s: CacheStats, sinkCap: number, windowCap: number, r: TurnResult | null): string {
+  const rate = r && r.completionTokens > 1 && r.ttftMs !== null ? ` | ${((r.completionTokens - 1) / ((r.durationMs - r.ttftMs) / 1000)).toFixed(1)} tok/s` : '';
+  return `[cache ${s.policy} | sinks ${s.sinks}/${sinkCap} | window ${s.length - s.sinks}/${windowCap} | evicted ${s.evicted} | seen ${s.seen} | KV ${(s.bytes / 1048576).toFixed(1)} MB${rate}]`;
+}
+
+export async function runChat(argv: string[]): Promise<void> {
+  const { flags } = parseFlags(argv, {
+    ...MODEL_FLAGS, system: { type: 'string' }, cache: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' },
+    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+  }, 'chat');
+  if (flags.help) { console.log(HELP); return; }
+  const m = modelFlags(flags);
+  const maxTokens = num(flags, 'max-tokens', { int: true, min: 1 }) ?? 256;
+  const sampler = {
+    temperature: num(flags, 'temperature', { min: 0 }) ?? 0.7,
+    topK: num(flags, 'top-k', { int: true, min: 0 }),
+    topP: num(flags, 'top-p', { min: 0, max: 1 }),
+    seed: num(flags, 'seed', { int: true }),
+  };
+  const system = str(flags, 'system');
+  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  try {
+    const engine = new Engine(model, { cache: str(flags, 'cache') ?? 'sink:4+2044', maxSessions: 1 });
+    const sinkCap = Number(/^sink:(\d+)\+/.exec(engine.policy)?.[1] ?? 0);
+    const windowCap = Number(/(\d+)$/.exec(engine.policy)![1]);
+    const tty = process.stdin.isTTY === true;
+    const rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
+    let conversation = 0;
+    let first = true;
+    let ctrl: AbortController | null = null;
+    rl.on('SIGINT', () => { if (ctrl) ctrl.abort(); else rl.close(); });
+    console.error(`[streamlm] chat with ${model.dir} | cache ${engine.policy} | chat template: ${engine.template.builtin ? 'the model\'s' : 'plain fallback'} | /reset, /exit`);
+    const prompt = (): void => { if (tty) rl.prompt(); };
+    prompt();
+    for await (const raw of rl) {
+      const line = raw.trim();
+      if (line === '/exit' || line === '/quit') break;
+      if (line === '/reset') { conversation++; first = true; console.error('[streamlm] new conversation'); prompt(); continue; }
+      if (!line) { prompt(); continue; }
+      const messages: ChatMessage[] = first && system ? [{ role: 'system', content: system }] : [];
+      messages.push({ role: 'user', content: line });
+      first = false;
+      ctrl = new AbortController();
+      const turn = await engine.start({ session: `chat-${conversation}`, input: { kind: 'chat', messages }, maxTokens, sampler, stop: [], signal: ctrl.signal });
+      for await (const t of turn) process.stdout.write(t.text);
+      const r = await turn.result;
+      ctrl = null;
+      process.stdout.write(r.finishReason === 'abort' ? ' [stopped]\n' : '\n');
+      console.error(statusLine(r.cache, sinkCap, windowCap, r));
+      prompt();
+    }
+    rl.close();
+    engine.close();
+  } finally {
+    await model.close();
+  }
+}

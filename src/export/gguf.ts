@@ -1,0 +1,565 @@
+/**
+ * GGUF v3 writer for Llama-family Hugging Face checkpoints, so llama.cpp can run the same weights
+ * we do (bench/decode.ts). Streams tensor by tensor: one tensor in memory at a time, written to
+ * `outFile + '.tmp'` and renamed at the end.
+ *
+ * File layout (ggml's gguf.cpp):
+ *   u32 magic 'GGUF' | u32 version 3 | u64 n_tensors | u64 n_kv
+ *   n_kv × (string key, u32 type, value)          string = u64 length + utf-8 bytes
+ *   n_tensors × (string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset)
+ *   pad to alignment, then the data; each tensor's offset (from the data start) is aligned.
+ * `ne[0]` is the fastest dimension, so an HF `[out, in]` weight has `ne = [in, out]`.
+ */
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { StreamlmError, check } from '../errors.js';
+import { readSafetensorsHeader, readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+
+/** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
+export type GgufDtype = 'f32' | 'f16' | 'q8_0';
+
+export interface ExportGgufOptions {
+  /** Precision of 2-D weights. Default 'f32'. */
+  dtype?: GgufDtype;
+  /** Called after each tensor is written. */
+  onTensor?: (name: string, done: number, total: number) => void;
+}
+
+export interface ExportGgufResult {
+  file: string;
+  tensors: number;
+  /** Bytes of tensor data (without header and padding). */
+  dataBytes: number;
+}
+
+// --- format constants (gguf-py/gguf/constants.py; append-only upstream) ---
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian u32
+export const GGUF_VERSION = 3;
+export const GGUF_ALIGNMENT = 32;
+
+/** GGUF metadata value types. */
+export const GgufType = {
+  UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7,
+  STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12,
+} as const;
+
+/** ggml tensor types used here. */
+export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+
+/** llama_ftype, written as general.file_type. */
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
+
+/** SentencePiece token types (llama_token_type). */
+const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6;
+
+export const Q8_0_BLOCK = 32;
+/** Bytes per Q8_0 block: f16 scale + 32 int8. */
+export const Q8_0_BLOCK_BYTES = 34;
+
+// --- number conversions ---
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** f32 -> IEEE half bits, round to nearest even (as numpy / ggml's F16C path). */
+export function f32ToF16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const b = u32Scratch[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is still right
+  return sign | h;
+}
+
+/** IEEE half bits -> f32 value. */
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Converts `n` f32 values to f16 bits into `out`. */
+export function f32ToF16Array(src: Float32Array, out: Uint16Array): void {
+  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+}
+
+/**
+ * Q8_0 quantization of rows of `k` floats (k % 32 == 0), as ggml's quantize_row_q8_0_ref:
+ * per block `d = max|x| / 127`, `q = round(x / d)` (half away from zero), `d` stored as f16.
+ * Writes `src.length / 32` blocks of 34 bytes into `out`.
+ */
+export function quantizeQ8_0(src: Float32Array, out: Uint8Array): void {
+  check(src.length % Q8_0_BLOCK === 0, `length ${src.length} is not a multiple of ${Q8_0_BLOCK}`, { field: 'q8_0' });
+  const nb = src.length / Q8_0_BLOCK;
+  check(out.length >= nb * Q8_0_BLOCK_BYTES, 'output too small', { field: 'q8_0' });
+  const i8 = new Int8Array(out.buffer, out.byteOffset, out.length);
+  for (let b = 0; b < nb; b++) {
+    const base = b * Q8_0_BLOCK;
+    let amax = 0;
+    for (let j = 0; j < Q8_0_BLOCK; j++) {
+      const a = Math.abs(src[base + j]);
+      if (a > amax) amax = a;
+    }
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const h = f32ToF16Bits(d);
+    const o = b * Q8_0_BLOCK_BYTES;
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+    for (let j = 0; j < Q8_0_BLOCK; j++) {
+      const v = Math.fround(src[base + j] * id);
+      i8[o + 2 + j] = v >= 0 ? Math.floor(v + 0.5) : -Math.floor(-v + 0.5);
+    }
+  }
+}
+
+/** Dequantizes Q8_0 blocks back to floats (for tests and checks). */
+export function dequantizeQ8_0(src: Uint8Array, n: number, out: Float32Array = new Float32Array(n)): Float32Array {
+  const i8 = new Int8Array(src.buffer, src.byteOffset, src.length);
+  for (let b = 0; b < n / Q8_0_BLOCK; b++) {
+    const o = b * Q8_0_BLOCK_BYTES;
+    const d = f16BitsToF32(src[o] | (src[o + 1] << 8));
+    for (let j = 0; j < Q8_0_BLOCK; j++) out[b * Q8_0_BLOCK + j] = d * i8[o + 2 + j];
+  }
+  return out;
+}
+
+/** Reads a safetensors tensor's bytes and returns them as f32. */
+function toF32(info: TensorInfo, raw: Uint8Array, file: string): Float32Array {
+  const n = raw.byteLength / (info.dtype === 'F32' ? 4 : 2);
+  if (info.dtype === 'F32') return new Float32Array(raw.buffer, raw.byteOffset, n);
+  const u16 = new Uint16Array(raw.buffer, raw.byteOffset, n);
+  const out = new Float32Array(n);
+  if (info.dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bits[i] = u16[i] << 16;
+  } else if (info.dtype === 'F16') {
+    const table = f16Table();
+    for (let i = 0; i < n; i++) out[i] = table[u16[i]];
+  } else {
+    throw new StreamlmError(`dtype ${info.dtype} is not supported (F32, F16, BF16 are)`, { file, field: info.name });
+  }
+  return out;
+}
+
+let f16TableCache: Float32Array | undefined;
+function f16Table(): Float32Array {
+  if (!f16TableCache) {
+    f16TableCache = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16TableCache[h] = f16BitsToF32(h);
+  }
+  return f16TableCache;
+}
+
+// --- checkpoint description ---
+
+interface LlamaDims {
+  vocab: number;
+  hidden: number;
+  layers: number;
+  ffn: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  ropeTheta: number;
+  rmsEps: number;
+  ctx: number;
+  tied: boolean;
+  ropeScaling?: { type: 'linear'; factor: number };
+}
+
+type Json = Record<string, unknown>;
+
+function num(cfg: Json, key: string, file: string, fallback?: number): number {
+  const v = cfg[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new StreamlmError('missing or not a number', { file, field: key });
+  return v;
+}
+
+function readDims(hfDir: string): LlamaDims {
+  const file = join(hfDir, 'config.json');
+  if (!existsSync(file)) throw new StreamlmError('file not found', { file });
+  let cfg: Json;
+  try {
+    cfg = JSON.parse(readFileSync(file, 'utf8')) as Json;
+  } catch (e) {
+    throw new StreamlmError(`not valid JSON (${(e as Error).message})`, { file });
+  }
+  const archs = cfg.architectures;
+  const arch = Array.isArray(archs) ? String(archs[0]) : undefined;
+  if (arch !== 'LlamaForCausalLM' && arch !== 'MistralForCausalLM') {
+    throw new StreamlmError(`${arch ?? 'none'} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM are)`, { file, field: 'architectures' });
+  }
+  const hidden = num(cfg, 'hidden_size', file);
+  const heads = num(cfg, 'num_attention_heads', file);
+  const rp = (cfg.rope_parameters ?? undefined) as Json | undefined;
+  const rs = (cfg.rope_scaling ?? undefined) as Json | undefined;
+  const ropeTheta = typeof rp?.rope_theta === 'number' ? rp.rope_theta : num(cfg, 'rope_theta', file, 10000);
+  const ropeType = String(rp?.rope_type ?? rs?.rope_type ?? rs?.type ?? 'default');
+  let ropeScaling: LlamaDims['ropeScaling'];
+  if (ropeType === 'linear') {
+    const factor = (rp?.factor ?? rs?.factor) as number;
+    ropeScaling = { type: 'linear', factor };
+  } else if (ropeType !== 'default') {
+    throw new StreamlmError(`rope type ${ropeType} is not exported to GGUF (default, linear are)`, { file, field: 'rope_scaling' });
+  }
+  return {
+    vocab: num(cfg, 'vocab_size', file),
+    hidden,
+    layers: num(cfg, 'num_hidden_layers', file),
+    ffn: num(cfg, 'intermediate_size', file),
+    heads,
+    kvHeads: num(cfg, 'num_key_value_heads', file, heads),
+    headDim: num(cfg, 'head_dim', file, hidden / heads),
+    ropeTheta,
+    rmsEps: num(cfg, 'rms_norm_eps', file, 1e-6),
+    ctx: num(cfg, 'max_position_embeddings', file, 2048),
+    tied: cfg.tie_word_embeddings === true,
+    ropeScaling,
+  };
+}
+
+/** All tensors of the checkpoint, by name, from model.safetensors or a sharded index. */
+function readTensors(hfDir: string): Map<string, TensorInfo> {
+  const single = join(hfDir, 'model.safetensors');
+  const index = join(hfDir, 'model.safetensors.index.json');
+  const files: string[] = [];
+  if (existsSync(single)) files.push(single);
+  else if (existsSync(index)) {
+    let map: Json;
+    try {
+      map = (JSON.parse(readFileSync(index, 'utf8')) as Json).weight_map as Json;
+    } catch (e) {
+      throw new StreamlmError(`not valid JSON (${(e as Error).message})`, { file: index });
+    }
+    check(map && typeof map === 'object', 'missing', { file: index, field: 'weight_map' });
+    for (const f of new Set(Object.values(map).map(String))) files.push(join(hfDir, f));
+  } else {
+    throw new StreamlmError('file not found (nor model.safetensors.index.json)', { file: single });
+  }
+  const out = new Map<string, TensorInfo>();
+  for (const f of files) for (const t of readSafetensorsHeader(f).tensors) out.set(t.name, t);
+  return out;
+}
+
+/** One tensor of the output: its GGUF name and shape, and how to make its bytes. */
+interface Plan {
+  name: string;
+  /** HF shape, slowest dimension first. */
+  shape: number[];
+  type: number;
+  bytes: number;
+  src: TensorInfo;
+  /** Rows permuted for llama.cpp's interleaved RoPE: the head count to permute with. */
+  permuteHeads?: number;
+}
+
+function bytesOf(type: number, n: number): number {
+  if (type === GgmlType.F32) return n * 4;
+  if (type === GgmlType.F16) return n * 2;
+  return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+}
+
+function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string): Plan[] {
+  const out: Plan[] = [];
+  const add = (hf: string, name: string, opts: { optional?: boolean; permuteHeads?: number } = {}): void => {
+    const src = tensors.get(hf);
+    if (!src) {
+      if (opts.optional) return;
+      throw new StreamlmError('tensor missing', { file, field: hf });
+    }
+    const n = src.shape.reduce((a, b) => a * b, 1);
+    let type: number = GgmlType.F32;
+    if (src.shape.length >= 2 && dtype !== 'f32') {
+      type = dtype === 'q8_0' && src.shape[src.shape.length - 1] % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+    }
+    out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n), src, permuteHeads: opts.permuteHeads });
+  };
+  add('model.embed_tokens.weight', 'token_embd.weight');
+  for (let l = 0; l < dims.layers; l++) {
+    const p = `model.layers.${l}.`, b = `blk.${l}.`;
+    add(p + 'input_layernorm.weight', b + 'attn_norm.weight');
+    add(p + 'self_attn.q_proj.weight', b + 'attn_q.weight', { permuteHeads: dims.heads });
+    add(p + 'self_attn.q_proj.bias', b + 'attn_q.bias', { optional: true, permuteHeads: dims.heads });
+    add(p + 'self_attn.k_proj.weight', b + 'attn_k.weight', { permuteHeads: dims.kvHeads });
+    add(p + 'self_attn.k_proj.bias', b + 'attn_k.bias', { optional: true, permuteHeads: dims.kvHeads });
+    add(p + 'self_attn.v_proj.weight', b + 'attn_v.weight');
+    add(p + 'self_attn.v_proj.bias', b + 'attn_v.bias', { optional: true });
+    add(p + 'self_attn.o_proj.weight', b + 'attn_output.weight');
+    add(p + 'self_attn.o_proj.bias', b + 'attn_output.bias', { optional: true });
+    add(p + 'post_attention_layernorm.weight', b + 'ffn_norm.weight');
+    add(p + 'mlp.gate_proj.weight', b + 'ffn_gate.weight');
+    add(p + 'mlp.down_proj.weight', b + 'ffn_down.weight');
+    add(p + 'mlp.up_proj.weight', b + 'ffn_up.weight');
+  }
+  add('model.norm.weight', 'output_norm.weight');
+  // Tied checkpoints have no lm_head: llama.cpp then reuses token_embd, as we do.
+  if (!dims.tied) add('lm_head.weight', 'output.weight', { optional: dims.tied });
+  for (const p of out) {
+    const s = p.src.shape;
+    const want = expectShape(p.name, dims);
+    if (want && (s.length !== want.length || s.some((v, i) => v !== want[i]))) {
+      throw new StreamlmError(`shape [${s.join(', ')}] does not match config.json ([${want.join(', ')}])`, { file, field: p.src.name });
+    }
+  }
+  return out;
+}
+
+function expectShape(name: string, d: LlamaDims): number[] | undefined {
+  const q = d.heads * d.headDim, kv = d.kvHeads * d.headDim;
+  const short = name.replace(/^blk\.\d+\./, '');
+  const table: Record<string, number[]> = {
+    'token_embd.weight': [d.vocab, d.hidden], 'output.weight': [d.vocab, d.hidden],
+    'output_norm.weight': [d.hidden], 'attn_norm.weight': [d.hidden], 'ffn_norm.weight': [d.hidden],
+    'attn_q.weight': [q, d.hidden], 'attn_k.weight': [kv, d.hidden], 'attn_v.weight': [kv, d.hidden],
+    'attn_output.weight': [d.hidden, q], 'ffn_gate.weight': [d.ffn, d.hidden], 'ffn_up.weight': [d.ffn, d.hidden],
+    'ffn_down.weight': [d.hidden, d.ffn], 'attn_q.bias': [q], 'attn_k.bias': [kv], 'attn_v.bias': [kv],
+  };
+  return table[short];
+}
+
+/**
+ * HF stores q/k rows per head as [first halves | second halves] (rotate_half RoPE); llama.cpp's
+ * llama arch rotates adjacent pairs. convert_hf_to_gguf.py's `permute`: reshape rows to
+ * (heads, 2, headDim/2), swap the last two axes. New row h·hd + 2i + j = old row h·hd + j·hd/2 + i.
+ */
+export function permuteRows(x: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const hd = rows / heads, half = hd / 2;
+  const out = new Float32Array(x.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const dst = (h * hd + 2 * i + j) * cols, src = (h * hd + j * half + i) * cols;
+        out.set(x.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+// --- header encoding ---
+
+type MetaValue =
+  | { t: 'u32'; v: number } | { t: 'f32'; v: number } | { t: 'str'; v: string } | { t: 'bool'; v: boolean }
+  | { t: 'strs'; v: string[] } | { t: 'f32s'; v: Float32Array } | { t: 'i32s'; v: Int32Array };
+
+const utf8 = new TextEncoder();
+
+class ByteSink {
+  private chunks: Uint8Array[] = [];
+  private cur = new Uint8Array(1 << 16);
+  private view = new DataView(this.cur.buffer);
+  private pos = 0;
+  length = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.cur.length) return;
+    this.chunks.push(this.cur.subarray(0, this.pos));
+    this.cur = new Uint8Array(Math.max(1 << 16, n));
+    this.view = new DataView(this.cur.buffer);
+    this.pos = 0;
+  }
+  u32(v: number): void { this.room(4); this.view.setUint32(this.pos, v, true); this.pos += 4; this.length += 4; }
+  i32(v: number): void { this.room(4); this.view.setInt32(this.pos, v, true); this.pos += 4; this.length += 4; }
+  u64(v: number): void { this.room(8); this.view.setBigUint64(this.pos, BigInt(v), true); this.pos += 8; this.length += 8; }
+  f32(v: number): void { this.room(4); this.view.setFloat32(this.pos, v, true); this.pos += 4; this.length += 4; }
+  u8(v: number): void { this.room(1); this.cur[this.pos++] = v; this.length += 1; }
+  bytes(b: Uint8Array): void { this.room(b.length); this.cur.set(b, this.pos); this.pos += b.length; this.length += b.length; }
+  str(s: string): void { const b = utf8.encode(s); this.u64(b.length); this.bytes(b); }
+  finish(): Uint8Array {
+    this.chunks.push(this.cur.subarray(0, this.pos));
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const c of this.chunks) { out.set(c, o); o += c.length; }
+    return out;
+  }
+}
+
+function writeMeta(sink: ByteSink, key: string, m: MetaValue): void {
+  sink.str(key);
+  switch (m.t) {
+    case 'u32': sink.u32(GgufType.UINT32); sink.u32(m.v); break;
+    case 'f32': sink.u32(GgufType.FLOAT32); sink.f32(m.v); break;
+    case 'bool': sink.u32(GgufType.BOOL); sink.u8(m.v ? 1 : 0); break;
+    case 'str': sink.u32(GgufType.STRING); sink.str(m.v); break;
+    case 'strs': sink.u32(GgufType.ARRAY); sink.u32(GgufType.STRING); sink.u64(m.v.length); for (const s of m.v) sink.str(s); break;
+    case 'f32s': sink.u32(GgufType.ARRAY); sink.u32(GgufType.FLOAT32); sink.u64(m.v.length); for (const v of m.v) sink.f32(v); break;
+    case 'i32s': sink.u32(GgufType.ARRAY); sink.u32(GgufType.INT32); sink.u64(m.v.length); for (const v of m.v) sink.i32(v); break;
+  }
+}
+
+/**
+ * A stand-in SentencePiece vocab of `n` tokens, laid out like Llama's: <unk>, <s>, </s>, the 256
+ * byte tokens <0x00>..<0xFF>, then `tok_N`. llama.cpp needs a vocab to load a model; the bench
+ * feeds token ids directly, so the pieces never matter.
+ */
+function dummyVocab(n: number): { tokens: string[]; scores: Float32Array; types: Int32Array } {
+  const tokens: string[] = [], scores = new Float32Array(n), types = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let tok: string, type = TOKEN_NORMAL;
+    if (i === 0) { tok = '<unk>'; type = TOKEN_UNKNOWN; }
+    else if (i === 1) { tok = '<s>'; type = TOKEN_CONTROL; }
+    else if (i === 2) { tok = '</s>'; type = TOKEN_CONTROL; }
+    else if (i < 259) { tok = `<0x${(i - 3).toString(16).toUpperCase().padStart(2, '0')}>`; type = TOKEN_BYTE; }
+    else tok = `tok_${i}`;
+    tokens.push(tok);
+    scores[i] = type === TOKEN_NORMAL ? -i : 0;
+    types[i] = type;
+  }
+  return { tokens, scores, types };
+}
+
+function metadata(dims: LlamaDims, dtype: GgufDtype, name: string): [string, MetaValue][] {
+  const vocab = dummyVocab(dims.vocab);
+  const kv: [string, MetaValue][] = [
+    ['general.architecture', { t: 'str', v: 'llama' }],
+    ['general.name', { t: 'str', v: name }],
+    ['general.alignment', { t: 'u32', v: GGUF_ALIGNMENT }],
+    ['general.file_type', { t: 'u32', v: FILE_TYPE[dtype] }],
+    ['llama.vocab_size', { t: 'u32', v: dims.vocab }],
+    ['llama.context_length', { t: 'u32', v: dims.ctx }],
+    ['llama.embedding_length', { t: 'u32', v: dims.hidden }],
+    ['llama.block_count', { t: 'u32', v: dims.layers }],
+    ['llama.feed_forward_length', { t: 'u32', v: dims.ffn }],
+    ['llama.attention.head_count', { t: 'u32', v: dims.heads }],
+    ['llama.attention.head_count_kv', { t: 'u32', v: dims.kvHeads }],
+    ['llama.rope.freq_base', { t: 'f32', v: dims.ropeTheta }],
+    ['llama.attention.layer_norm_rms_epsilon', { t: 'f32', v: dims.rmsEps }],
+    ['llama.rope.dimension_count', { t: 'u32', v: dims.headDim }],
+  ];
+  if (dims.headDim * dims.heads !== dims.hidden) {
+    kv.push(['llama.attention.key_length', { t: 'u32', v: dims.headDim }]);
+    kv.push(['llama.attention.value_length', { t: 'u32', v: dims.headDim }]);
+  }
+  if (dims.ropeScaling) {
+    kv.push(['llama.rope.scaling.type', { t: 'str', v: dims.ropeScaling.type }]);
+    kv.push(['llama.rope.scaling.factor', { t: 'f32', v: dims.ropeScaling.factor }]);
+  }
+  kv.push(
+    ['tokenizer.ggml.model', { t: 'str', v: 'llama' }],
+    ['tokenizer.ggml.tokens', { t: 'strs', v: vocab.tokens }],
+    ['tokenizer.ggml.scores', { t: 'f32s', v: vocab.scores }],
+    ['tokenizer.ggml.token_type', { t: 'i32s', v: vocab.types }],
+    ['tokenizer.ggml.bos_token_id', { t: 'u32', v: 1 }],
+    ['tokenizer.ggml.eos_token_id', { t: 'u32', v: 2 }],
+    ['tokenizer.ggml.unknown_token_id', { t: 'u32', v: 0 }],
+    ['tokenizer.ggml.add_bos_token', { t: 'bool', v: false }],
+  );
+  return kv;
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+// --- export ---
+
+/**
+ * Writes `outFile` as GGUF v3 (llama arch) from the Llama-style HF checkpoint in `hfDir`.
+ * q/k rows are permuted to llama.cpp's RoPE layout, so llama.cpp computes the same function.
+ */
+export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptions = {}): ExportGgufResult {
+  const dtype = opts.dtype ?? 'f32';
+  if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (f32, f16, q8_0)`, { field: 'dtype' });
+  const dims = readDims(hfDir);
+  const tensors = readTensors(hfDir);
+  const plans = plan(dims, tensors, dtype, hfDir);
+
+  const head = new ByteSink();
+  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model');
+  head.u32(GGUF_MAGIC);
+  head.u32(GGUF_VERSION);
+  head.u64(plans.length);
+  head.u64(kv.length);
+  for (const [k, v] of kv) writeMeta(head, k, v);
+  let offset = 0;
+  const offsets: number[] = [];
+  for (const p of plans) {
+    head.str(p.name);
+    head.u32(p.shape.length);
+    for (let i = p.shape.length - 1; i >= 0; i--) head.u64(p.shape[i]);
+    head.u32(p.type);
+    head.u64(offset);
+    offsets.push(offset);
+    offset = alignUp(offset + p.bytes, GGUF_ALIGNMENT);
+  }
+  const header = head.finish();
+  const dataStart = alignUp(header.length, GGUF_ALIGNMENT);
+
+  const tmp = outFile + '.tmp';
+  const fd = openSync(tmp, 'w');
+  let ok = false;
+  try {
+    writeSync(fd, header);
+    writeSync(fd, new Uint8Array(dataStart - header.length));
+    let pos = dataStart, dataBytes = 0;
+    for (let i = 0; i < plans.length; i++) {
+      const p = plans[i];
+      const want = dataStart + offsets[i];
+      if (want > pos) { writeSync(fd, new Uint8Array(want - pos)); pos = want; }
+      const bytes = encodeTensor(p);
+      check(bytes.length === p.bytes, `encoded ${bytes.length} bytes, expected ${p.bytes}`, { file: outFile, field: p.name });
+      writeAll(fd, bytes);
+      pos += bytes.length;
+      dataBytes += bytes.length;
+      opts.onTensor?.(p.name, i + 1, plans.length);
+    }
+    const end = alignUp(pos, GGUF_ALIGNMENT);
+    if (end > pos) writeSync(fd, new Uint8Array(end - pos));
+    ok = true;
+    closeSync(fd);
+    renameSync(tmp, outFile);
+    return { file: outFile, tensors: plans.length, dataBytes };
+  } finally {
+    if (!ok) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+    }
+  }
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += writeSync(fd, b, off, Math.min(b.length - off, 1 << 30));
+}
+
+function encodeTensor(p: Plan): Uint8Array {
+  const raw = new Uint8Array(p.src.byteLength);
+  readTensorBytes(p.src, raw);
+  const sameType =
+    (p.src.dtype === 'F32' && p.type === GgmlType.F32) || (p.src.dtype === 'F16' && p.type === GgmlType.F16);
+  if (sameType && !p.permuteHeads) return raw;
+  let x = toF32(p.src, raw, p.src.file);
+  if (p.permuteHeads) {
+    const rows = p.shape[0], cols = p.shape.length > 1 ? p.shape[1] : 1;
+    x = permuteRows(x, rows, cols, p.permuteHeads);
+  }
+  if (p.type === GgmlType.F32) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  if (p.type === GgmlType.F16) {
+    const out = new Uint16Array(x.length);
+    f32ToF16Array(x, out);
+    return new Uint8Array(out.buffer);
+  }
+  const out = new Uint8Array(p.bytes);
+  quantizeQ8_0(x, out);
+  return out;
+}

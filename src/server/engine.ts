@@ -1,0 +1,479 @@
+import type { KVCache } from '../cache/kvcache.js';
+import { parsePolicy } from '../cache/policy.js';
+import { ChatTemplate, type ChatMessage } from '../chat/template.js';
+import { Transcript } from '../chat/transcript.js';
+import { StreamlmError } from '../errors.js';
+import { Sampler, type SamplerOptions } from '../generate/sampler.js';
+import { StopMatcher } from '../generate/stop.js';
+import type { Model } from '../model.js';
+import type { CacheStats, Session } from '../session.js';
+import { StreamDecoder } from '../tokenizer.js';
+import { ApiError } from './errors.js';
+
+export interface EngineOptions {
+  /** Cache policy of every session: `sink:S+W` or `window:W` (default `sink:4+2044`). */
+  cache?: string;
+  /** Sessions (KV caches) held at once; the least recently used idle one is dropped for a new one (default 8). */
+  maxSessions?: number;
+  /** Prompt tokens per forward; one chunk is one scheduling slice (default 64). */
+  prefillChunk?: number;
+  /** Evict this many tokens at once when the cache overflows (default 1, as in the paper). */
+  evictChunk?: number;
+  /** How long a request waits for a cache while every one is busy, before a 503 (default 30000 ms). */
+  queueTimeoutMs?: number;
+  /** Overrides the model's chat template (a Jinja string). */
+  chatTemplate?: string;
+  /** Called per generated token and per finished turn, for metrics. */
+  observer?: EngineObserver;
+}
+
+export interface EngineObserver {
+  /** A token was sampled `gapS` seconds after the previous one of the same turn. */
+  token(gapS: number): void;
+  /** `n` prompt tokens were prefilled. */
+  prefill(n: number): void;
+  turn(result: TurnResult): void;
+  /** A session was dropped to make room (LRU). */
+  drop(): void;
+}
+
+/** New text for the session: chat messages (rendered with the chat template), raw text, or token ids. */
+export type TurnInput = { kind: 'chat'; messages: ChatMessage[] } | { kind: 'text'; prompt: string | number[] };
+
+export interface TurnOptions {
+  /** Conversation id, or null for a one-off request whose cache is freed at its end. */
+  session: string | null;
+  input: TurnInput;
+  maxTokens: number;
+  sampler: SamplerOptions;
+  stop: string[];
+  /** Keep generating past end-of-sequence tokens (for benchmarks and tests). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface TurnInfo {
+  session: string | null;
+  /**
+   * `new`: the session was created by this request; `continued`: the request repeated the
+   * conversation so far and only the rest was appended; `appended`: everything in the request was
+   * appended to the kept cache.
+   */
+  status: 'new' | 'continued' | 'appended';
+  /** The id had been dropped (least recently used, or its turn failed) and now starts empty. */
+  dropped: boolean;
+  /** Tokens fed to the model for this turn before generation. */
+  promptTokens: number;
+  /** Tokens already in the cache before this turn. */
+  cachedTokens: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface TurnResult {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** Milliseconds from the request to the first sampled token (null if none). */
+  ttftMs: number | null;
+  durationMs: number;
+  cache: CacheStats;
+}
+
+export interface SessionInfo { id: string; busy: boolean; turns: number; idleS: number; cache: CacheStats }
+
+export interface MemoryInfo {
+  /** Bytes of all preallocated KV caches, and of those held by sessions. */
+  kvBytes: number;
+  kvInUseBytes: number;
+  /** Bytes handed out in wasm memory (weights, caches, scratch) and the memory's size. */
+  wasmAllocatedBytes: number;
+  wasmMemoryBytes: number;
+  rssBytes: number;
+}
+
+export interface GeneratedText { id: number; text: string }
+
+/** A running turn: iterate it for text pieces; `result` settles when generation ends. */
+export interface Turn extends AsyncIterable<GeneratedText> {
+  readonly info: TurnInfo;
+  readonly result: Promise<TurnResult>;
+}
+
+/** A push queue consumed by one async iterator. */
+class Channel<T> implements AsyncIterable<T> {
+  private items: T[] = [];
+  private done = false;
+  private error: unknown = null;
+  private wake: (() => void) | null = null;
+  push(v: T): void { this.items.push(v); this.notify(); }
+  end(): void { this.done = true; this.notify(); }
+  fail(e: unknown): void { this.error = e; this.done = true; this.notify(); }
+  private notify(): void { const w = this.wake; this.wake = null; w?.(); }
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      if (this.items.length) { yield this.items.shift()!; continue; }
+      if (this.error) throw this.error;
+      if (this.done) return;
+      await new Promise<void>((r) => { this.wake = r; });
+    }
+  }
+}
+
+interface Conversation {
+  id: string | null;
+  kv: KVCache;
+  session: Session;
+  transcript: Transcript;
+  /** Tokens sampled or prompted but not yet in the cache; fed before the next prompt. */
+  pending: number[];
+  busy: boolean;
+  turns: number;
+  lastUsed: number;
+}
+
+interface Job {
+  conv: Conversation;
+  feed: number[];
+  /** Feed tokens already prefilled. */
+  fed: number;
+  logits: Float32Array | null;
+  sampler: Sampler;
+  stop: StopMatcher;
+  decoder: StreamDecoder | null;
+  maxTokens: number;
+  ignoreEos: boolean;
+  generated: number;
+  reply: string;
+  chat: boolean;
+  signal: AbortSignal | undefined;
+  out: Channel<GeneratedText>;
+  t0: number;
+  tLast: number;
+  ttftMs: number | null;
+  settle: (r: TurnResult) => void;
+}
+
+interface Waiter { resolve: (kv: KVCache) => void; reject: (e: unknown) => void }
+
+const DROPPED_MEMORY = 10_000;
+
+/**
+ * Many conversations over one model. Each conversation keeps a StreamingLLM cache between turns, in
+ * one of `maxSessions` caches allocated up front, so memory is bounded and caches can be returned in
+ * any order. The forward pass blocks the event loop, so the scheduler runs one slice at a time —
+ * one prefill chunk or one decoded token — round-robin over the running turns, yielding to I/O
+ * between slices.
+ */
+export class Engine {
+  readonly policy: string;
+  readonly maxSessions: number;
+  readonly prefillChunk: number;
+  readonly template: ChatTemplate;
+  private readonly evictChunk: number;
+  private readonly queueTimeoutMs: number;
+  private readonly free: KVCache[] = [];
+  private readonly slabBytes: number;
+  /** Conversations with an id, least recently used first. */
+  private readonly sessions = new Map<string, Conversation>();
+  /** Ids being created (waiting for a cache). */
+  private readonly reserved = new Set<string>();
+  /** Ids dropped to make room, so a returning client can be told. */
+  private readonly dropped = new Map<string, true>();
+  private readonly waiters: Waiter[] = [];
+  private readonly jobs: Job[] = [];
+  private readonly oneOff = new Set<Conversation>();
+  private readonly eos: Set<number>;
+  private running = false;
+  private closed = false;
+  readonly observer: EngineObserver | null;
+
+  constructor(readonly model: Model, opts: EngineOptions = {}) {
+    const spec = opts.cache ?? 'sink:4+2044';
+    this.evictChunk = opts.evictChunk ?? 1;
+    const policy = parsePolicy(spec, { evictChunk: this.evictChunk });
+    if (!Number.isFinite(policy.keep) || policy.recompute) {
+      throw new StreamlmError(`serving needs a bounded cache that is carried between turns: sink:S+W or window:W, got '${policy.name}'`, { field: '--cache' });
+    }
+    this.policy = policy.name;
+    this.maxSessions = opts.maxSessions ?? 8;
+    if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) throw new StreamlmError(`max sessions must be a positive integer, got ${opts.maxSessions}`, { field: '--max-sessions' });
+    this.prefillChunk = opts.prefillChunk ?? 64;
+    this.queueTimeoutMs = opts.queueTimeoutMs ?? 30_000;
+    this.template = new ChatTemplate(model.tokenizer, { template: opts.chatTemplate });
+    this.observer = opts.observer ?? null;
+    this.eos = new Set(model.eosTokenIds);
+    for (let i = 0; i < this.maxSessions; i++) {
+      this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
+    }
+    this.slabBytes = this.free[0].bytes;
+  }
+
+  /** Conversations holding a cache (one-off requests included). */
+  get activeSessions(): number { return this.maxSessions - this.free.length; }
+  get namedSessions(): number { return this.sessions.size; }
+  get runningTurns(): number { return this.jobs.length; }
+  get waitingRequests(): number { return this.waiters.length; }
+
+  /** Per-session cache occupancy, for metrics. */
+  cacheStats(): CacheStats[] {
+    const out: CacheStats[] = [];
+    for (const c of this.sessions.values()) out.push(c.session.stats());
+    for (const c of this.oneOff) out.push(c.session.stats());
+    return out;
+  }
+
+  memory(): MemoryInfo {
+    const rt = this.model.net.rt;
+    return {
+      kvBytes: this.slabBytes * this.maxSessions,
+      kvInUseBytes: this.slabBytes * this.activeSessions,
+      wasmAllocatedBytes: rt.bytesAllocated,
+      wasmMemoryBytes: rt.memory.buffer.byteLength,
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  session(id: string): SessionInfo | null {
+    const c = this.sessions.get(id);
+    if (!c) return null;
+    return { id, busy: c.busy, turns: c.turns, idleS: c.busy ? 0 : (performance.now() - c.lastUsed) / 1000, cache: c.session.stats() };
+  }
+
+  /** Frees a session's cache. False if unknown; a 409 ApiError if a turn is running on it. */
+  deleteSession(id: string): boolean {
+    const c = this.sessions.get(id);
+    if (!c) return false;
+    if (c.busy) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
+    this.sessions.delete(id);
+    this.releaseCache(c.kv);
+    return true;
+  }
+
+  /**
+   * Starts a turn: finds or creates the session, works out the tokens to append and queues the
+   * turn. Throws ApiError for a busy session (409), a full server (503) or a bad prompt (400).
+   */
+  async start(opts: TurnOptions): Promise<Turn> {
+    if (this.closed) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
+    const t0 = performance.now();
+    const id = opts.session;
+    let conv = id === null ? undefined : this.sessions.get(id);
+    if (id !== null && (conv?.busy || this.reserved.has(id))) {
+      throw new ApiError(409, `session '${id}' already has a request in progress; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
+    }
+    const sampler = new Sampler(opts.sampler);
+    let created = false;
+    const dropped = id !== null && !conv && this.dropped.has(id);
+    if (!conv) {
+      if (id !== null) this.reserved.add(id);
+      let kv: KVCache;
+      try {
+        kv = await this.acquireCache(opts.signal);
+      } finally {
+        if (id !== null) this.reserved.delete(id);
+      }
+      conv = {
+        id, kv, session: this.model.session({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk, kv }),
+        transcript: new Transcript(this.template), pending: [], busy: false, turns: 0, lastUsed: t0,
+      };
+      created = true;
+      if (id !== null) { this.sessions.set(id, conv); this.dropped.delete(id); } else this.oneOff.add(conv);
+    } else if (id !== null) {
+      // Most recently used goes last.
+      this.sessions.delete(id);
+      this.sessions.set(id, conv);
+    }
+    let feed: number[];
+    let status: TurnInfo['status'];
+    try {
+      const fresh = conv.session.cache.seen === 0 && conv.pending.length === 0;
+      if (opts.input.kind === 'chat') {
+        const t = conv.transcript.next(opts.input.messages);
+        feed = this.encode(t.text, fresh && !this.template.builtin);
+        status = created ? 'new' : t.mode;
+      } else {
+        const p = opts.input.prompt;
+        feed = typeof p === 'string' ? this.encode(p, fresh) : p;
+        const V = this.model.hparams.vocabSize;
+        for (const x of feed) if (x >= V) throw new ApiError(400, `token id ${x} is outside the vocabulary [0, ${V})`, 'invalid_request_error', 'prompt', 'invalid_value');
+        conv.transcript.detach();
+        status = created ? 'new' : 'appended';
+      }
+      if (feed.length === 0) throw new ApiError(400, 'the prompt gives no tokens', 'invalid_request_error', opts.input.kind === 'chat' ? 'messages' : 'prompt', 'invalid_value');
+    } catch (e) {
+      if (created) this.discard(conv);
+      if (e instanceof StreamlmError && !(e instanceof ApiError)) throw new ApiError(400, e.message, 'invalid_request_error', e.field ?? null, 'invalid_value');
+      throw e;
+    }
+    const cachedTokens = conv.session.cache.length;
+    feed = [...conv.pending, ...feed];
+    conv.pending = [];
+    conv.busy = true;
+    const tok = this.model.tokenizer;
+    const out = new Channel<GeneratedText>();
+    let settle!: (r: TurnResult) => void;
+    const result = new Promise<TurnResult>((r) => { settle = r; });
+    // Settled after iteration ends; a failed turn rejects the iterator instead, so this never rejects.
+    const job: Job = {
+      conv, feed, fed: 0, logits: null, sampler, stop: new StopMatcher([...opts.stop, ...(opts.input.kind === 'chat' ? this.template.stop : [])]),
+      decoder: tok ? new StreamDecoder(tok, { context: feed.slice(-4) }) : null,
+      maxTokens: opts.maxTokens, ignoreEos: opts.ignoreEos ?? false, generated: 0, reply: '', chat: opts.input.kind === 'chat', signal: opts.signal, out,
+      t0, tLast: t0, ttftMs: null, settle,
+    };
+    this.jobs.push(job);
+    this.kick();
+    const info: TurnInfo = { session: id, status, dropped, promptTokens: feed.length, cachedTokens };
+    return { info, result, [Symbol.asyncIterator]: () => out[Symbol.asyncIterator]() };
+  }
+
+  /** Stops every turn and refuses new ones. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w.reject(new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down'));
+    for (const j of this.jobs.splice(0)) this.finish(j, 'abort');
+  }
+
+  private encode(text: string, addSpecial: boolean): number[] {
+    const tok = this.model.tokenizer;
+    if (!tok) throw new ApiError(400, 'this model has no tokenizer: send token ids as the prompt of /v1/completions', 'invalid_request_error', 'prompt', 'no_tokenizer');
+    return tok.encode(text, { addSpecialTokens: addSpecial });
+  }
+
+  // --- caches
+
+  private acquireCache(signal: AbortSignal | undefined): Promise<KVCache> {
+    const kv = this.free.pop() ?? this.dropIdle();
+    if (kv) return Promise.resolve(kv);
+    const closed = (): ApiError => new ApiError(499, 'the client closed the request', 'invalid_request_error', null, 'client_closed');
+    if (signal?.aborted) return Promise.reject(closed());
+    return new Promise<KVCache>((resolve, reject) => {
+      const w: Waiter = {
+        resolve: (k) => { cleanup(); resolve(k); },
+        reject: (e) => { cleanup(); reject(e); },
+      };
+      const timer = setTimeout(() => w.reject(new ApiError(503, `all ${this.maxSessions} sessions are busy; retry later`, 'server_error', null, 'server_overloaded')), this.queueTimeoutMs);
+      const onAbort = (): void => w.reject(closed());
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+    });
+  }
+
+  /** Drops the least recently used idle session and returns its cache. */
+  private dropIdle(): KVCache | undefined {
+    for (const [id, c] of this.sessions) {
+      if (c.busy) continue;
+      this.sessions.delete(id);
+      this.dropped.set(id, true);
+      if (this.dropped.size > DROPPED_MEMORY) this.dropped.delete(this.dropped.keys().next().value!);
+      this.observer?.drop();
+      return c.kv;
+    }
+    return undefined;
+  }
+
+  private releaseCache(kv: KVCache): void {
+    const w = this.waiters[0];
+    if (w) w.resolve(kv); else this.free.push(kv);
+  }
+
+  /** A conversation whose cache can no longer be trusted (or a one-off one) gives its cache back. */
+  private discard(c: Conversation): void {
+    if (c.id !== null && this.sessions.get(c.id) === c) this.sessions.delete(c.id);
+    this.oneOff.delete(c);
+    this.releaseCache(c.kv);
+  }
+
+  // --- scheduler
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => { void this.loop(); });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.jobs.length > 0) {
+      const job = this.jobs.shift()!;
+      let more = false;
+      try {
+        more = this.slice(job);
+      } catch (e) {
+        this.fail(job, e);
+      }
+      if (more) this.jobs.push(job);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    this.running = false;
+  }
+
+  /** Runs one prefill chunk or one decode step of `job`; returns whether it has more to do. */
+  private slice(job: Job): boolean {
+    const s = job.conv.session;
+    if (job.signal?.aborted) { this.finish(job, 'abort'); return false; }
+    if (job.fed < job.feed.length) {
+      const chunk = job.feed.slice(job.fed, job.fed + this.prefillChunk);
+      job.logits = s.prefill(chunk);
+      job.fed += chunk.length;
+      this.observer?.prefill(chunk.length);
+      return true;
+    }
+    const id = job.sampler.sample(job.logits!);
+    const now = performance.now();
+    if (job.ttftMs === null) job.ttftMs = now - job.t0;
+    else this.observer?.token((now - job.tLast) / 1000);
+    job.tLast = now;
+    if (!job.ignoreEos && this.eos.has(id)) { this.finish(job, 'stop'); return false; }
+    job.generated++;
+    const piece = job.decoder ? job.decoder.push(id) : '';
+    const { text, stopped } = job.stop.push(piece);
+    if (text) { job.reply += text; job.out.push({ id, text }); }
+    if (stopped) { this.finish(job, 'stop'); return false; }
+    if (job.generated >= job.maxTokens) {
+      job.conv.pending = [id];
+      this.finish(job, 'length');
+      return false;
+    }
+    job.logits = s.step(id);
+    return true;
+  }
+
+  private finish(job: Job, reason: FinishReason): void {
+    const c = job.conv;
+    if (reason !== 'stop') {
+      const tail = job.stop.push(job.decoder ? job.decoder.flush() : '', true);
+      if (tail.text && reason === 'length') { job.reply += tail.text; job.out.push({ id: -1, text: tail.text }); }
+    }
+    // An abort mid-prompt leaves the rest of the prompt to be fed before the next one.
+    if (job.fed < job.feed.length) c.pending = job.feed.slice(job.fed);
+    if (job.chat) c.transcript.commitReply(job.reply);
+    c.turns++;
+    c.busy = false;
+    c.lastUsed = performance.now();
+    const result: TurnResult = {
+      finishReason: reason, promptTokens: job.feed.length, completionTokens: job.generated, ttftMs: job.ttftMs,
+      durationMs: c.lastUsed - job.t0, cache: c.session.stats(),
+    };
+    if (c.id === null) this.discard(c);
+    else if (this.waiters.length > 0) { const kv = this.dropIdle(); if (kv) this.releaseCache(kv); }
+    this.observer?.turn(result);
+    job.settle(result);
+    job.out.end();
+  }
+
+  private fail(job: Job, e: unknown): void {
+    const c = job.conv;
+    c.busy = false;
+    this.discard(c);
+    if (c.id !== null) this.dropped.set(c.id, true);
+    const err = e instanceof ApiError ? e : new ApiError(500, `generation failed: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'internal_error');
+    job.settle({ finishReason: 'abort', promptTokens: job.feed.length, completionTokens: job.generated, ttftMs: job.ttftMs, durationMs: performance.now() - job.t0, cache: c.session.stats() });
+    job.out.fail(err);
+  }
+}

@@ -67,7 +67,11 @@ test('the web chat streams a reply and shows the session cache gauge and memory'
   const reply1 = await say(page, 'Hello from the browser', 1);
   assert.ok(reply1.length > 0);
   const counts = await page.evaluate(() => { const w = window as unknown as { updates: number; gauges: number }; return { updates: w.updates, gauges: w.gauges }; });
-  assert.ok(counts.updates > 10, `the reply arrived in pieces (${counts.updates} DOM updates)`);
+  // Mutation records coalesce when many SSE events arrive in one network read, so count the
+  // events the page applied one by one instead; DOM updates only need to show it was live.
+  const chunks = Number(await page.locator('.assistant').nth(0).getAttribute('data-chunks'));
+  assert.ok(chunks > 10, `the reply arrived in pieces (${chunks} SSE chunks applied)`);
+  assert.ok(counts.updates >= 1, `the reply was rendered (${counts.updates} DOM updates)`);
   assert.ok(counts.gauges >= 1);
 
   // The gauge shows exactly what the server holds for this session.

@@ -104,7 +104,7 @@ async function send(text) {
         const j = JSON.parse(data);
         if (j.error) throw new Error(j.error.message);
         const d = j.choices[0] && j.choices[0].delta;
-        if (d && d.content) { reply += d.content; out.textContent = reply; log.scrollTop = log.scrollHeight; }
+        if (d && d.content) { reply += d.content; out.textContent = reply; out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); log.scrollTop = log.scrollHeight; }
       }
     }
   } catch (e) {

@@ -7,3 +7,8 @@ export { parsePolicy, type CachePolicy, POLICY_FORMS } from './cache/policy.js';
 export { evalStream, type StreamEvalOptions, type StreamEvalResult } from './eval/ppl.js';
 export { StreamlmError } from './errors.js';
 export type { HParams } from './models/config.js';
+export { startServer, type ServerOptions, type RunningServer } from './server/http.js';
+export { Engine, type EngineOptions } from './server/engine.js';
+export type { ChatMessage } from './chat/template.js';
+export { exportGguf } from './export/gguf.js';
+export { compress, type CompressOptions, type CompressReport } from './lowrank/compress.js';

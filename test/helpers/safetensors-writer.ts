@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { f32ToF16Bits } from '../../src/export/gguf.js';
 
 /** Tensor for writeSafetensors. Float32Array data is converted to `dtype`; Uint8Array is written as is. */
 export interface TensorToWrite {
@@ -10,31 +11,8 @@ export interface TensorToWrite {
 
 const BYTES = { F32: 4, F16: 2, BF16: 2, I32: 4 } as const;
 
-/** Round-to-nearest-even float32 → IEEE half, with subnormals, inf and NaN. */
-export function f32ToF16(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
+/** Round-to-nearest-even float32 → IEEE half (the GGUF exporter's conversion). */
+export const f32ToF16 = f32ToF16Bits;
 
 /** Round-to-nearest-even float32 → bfloat16 (NaN kept quiet). */
 export function f32ToBf16(x: number): number {

@@ -3,7 +3,7 @@
 // (one q load feeds 4 keys) into this thread's part of `scratch`, masked slots set to -inf; a
 // SIMD softmax (exp4 is exactly 0 below -87, so masked slots get p = 0); then Σ p·v with the output
 // held in 8 registers (32 floats) per pass over the slots.
-import { exp4, hmax, hsum, reduce4 } from './simd';
+import { exp4, expShiftSum, hmax, hsum, reduce4 } from './simd';
 
 const NEG_INF = f32x4.splat(-Infinity);
 
@@ -159,23 +159,7 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
       if (pr) memory.fill(pr, 0, <usize>nSlots << 2);
       continue;
     }
-    const mv = f32x4.splat(mx);
-    let sv = f32x4.splat(0);
-    s = 0;
-    for (; s + 4 <= nSlots; s += 4) {
-      const p = sc + (<usize>s << 2);
-      const e = exp4(f32x4.sub(v128.load(p), mv));
-      v128.store(p, e);
-      sv = f32x4.add(sv, e);
-    }
-    let sum = hsum(sv);
-    for (; s < nSlots; s++) {
-      const p = sc + (<usize>s << 2);
-      const e = Mathf.exp(load<f32>(p) - mx);
-      store<f32>(p, e);
-      sum += e;
-    }
-    const inv: f32 = 1 / sum;
+    const inv: f32 = 1 / expShiftSum(sc, nSlots, mx);
     const iv = f32x4.splat(inv);
     s = 0;
     for (; s + 4 <= nSlots; s += 4) {

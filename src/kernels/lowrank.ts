@@ -13,7 +13,7 @@
 //   For query row m and head h: q = P_q[m]·B_q[h·hd .. h·hd + hd)ᵀ (+ bias), rotated per rotation
 //   group g with cos/sin (G, M, rotDim/2); then one pass over the slots in tiles of SLOT_TILE with
 //   online softmax (running max, running sum, rescaled accumulator), as in flash attention.
-import { exp4, hsum, scratchPtr } from './simd';
+import { exp4, expShiftSum, hsum, scratchPtr } from './simd';
 
 const ROWS: i32 = 4;
 const TILE: i32 = 64;
@@ -204,23 +204,7 @@ export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: 
       const nmx = max<f32>(mx, tmx);
       const corr: f32 = mx == -Infinity ? 0 : Mathf.exp(mx - nmx);
       mx = nmx;
-      const mxv = f32x4.splat(mx);
-      let t = 0;
-      let sv = f32x4.splat(0);
-      for (; t + 4 <= S; t += 4) {
-        const a = sc + (<usize>t << 2);
-        const e = exp4(f32x4.sub(v128.load(a), mxv));
-        v128.store(a, e);
-        sv = f32x4.add(sv, e);
-      }
-      let ts = hsum(sv);
-      for (; t < S; t++) {
-        const a = sc + (<usize>t << 2);
-        const e = Mathf.exp(load<f32>(a) - mx);
-        store<f32>(a, e);
-        ts += e;
-      }
-      sum = sum * corr + ts;
+      sum = sum * corr + expShiftSum(sc, S, mx);
       let c = corr;
       for (let t2 = 0; t2 < S; t2++) {
         const e = load<f32>(sc + (<usize>t2 << 2));

@@ -91,3 +91,25 @@ export function set_scratch(ptr: usize, bytes: usize): void {
   const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return v128.and(f32x4.mul(p, scale), f32x4.gt(x0, f32x4.splat(-87)));
 }
+
+/** x[i] = exp(x[i] − shift) for i < n, in place; returns the sum (softmax numerators). */
+// @ts-ignore: decorator
+@inline export function expShiftSum(x: usize, n: i32, shift: f32): f32 {
+  const mv = f32x4.splat(shift);
+  let sv = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = x + (<usize>i << 2);
+    const e = exp4(f32x4.sub(v128.load(p), mv));
+    v128.store(p, e);
+    sv = f32x4.add(sv, e);
+  }
+  let sum = hsum(sv);
+  for (; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    const e = Mathf.exp(load<f32>(p) - shift);
+    store<f32>(p, e);
+    sum += e;
+  }
+  return sum;
+}

@@ -8,7 +8,6 @@
 import type { Runtime } from '../runtime/runtime.js';
 import type { ForwardOptions, KVBatch, LayerWeights, Transformer } from '../models/transformer.js';
 import type { Linear } from '../models/weights.js';
-import { ropeFrequencies } from '../models/rope.js';
 import { StreamlmError } from '../errors.js';
 
 /** `auto`: streaming for chunks of at least STREAM_MIN_TOKENS tokens when the model allows it. */
@@ -112,19 +111,9 @@ export function streamingForward(net: Transformer, tokens: readonly number[], kv
   let rotDim = 0, cosK = 0, sinK = 0, cosQ = 0, sinQ = 0;
   if (hp.position.kind === 'rope') {
     rotDim = hp.position.rotaryDim;
-    const half = rotDim / 2;
-    const f = ropeFrequencies(hp.position.rope, rotDim, Math.max(...kv.qPos) + 1);
-    const table = (rows: number, pos: (i: number) => number): [number, number] => {
-      const c = rt.alloc(rows * half * 4), s = rt.alloc(rows * half * 4);
-      const cv = rt.f32(c, rows * half), sv = rt.f32(s, rows * half);
-      for (let i = 0; i < rows; i++) {
-        const p = pos(i);
-        for (let j = 0; j < half; j++) { const a = p * f.invFreq[j]; cv[i * half + j] = Math.cos(a) * f.attentionScaling; sv[i * half + j] = Math.sin(a) * f.attentionScaling; }
-      }
-      return [c, s];
-    };
-    [cosK, sinK] = table(M, (m) => kv.keyPos[m]);
-    [cosQ, sinQ] = table(G * M, (i) => kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)]);
+    const seqLen = Math.max(...kv.qPos) + 1;
+    [cosK, sinK] = net.ropeTable(M, (m) => kv.keyPos[m], seqLen);
+    [cosQ, sinQ] = net.ropeTable(G * M, (i) => kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
   }
 
   const ws = kv.writeSlots;

@@ -93,24 +93,14 @@ export class Transformer {
 
     let rope: { rotDim: number; cosK: number; sinK: number; cosQ: number[]; sinQ: number[] } | null = null;
     if (hp.position.kind === 'rope') {
-      const rotDim = hp.position.rotaryDim;
-      const half = rotDim / 2;
       const seqLen = Math.max(...kv.qPos) + 1;
-      this.frequencies(seqLen);
-      const table = (pos: (m: number) => number): [number, number] => {
-        const c = rt.alloc(M * half * 4), s = rt.alloc(M * half * 4);
-        const cv = rt.f32(c, M * half), sv = rt.f32(s, M * half);
-        const inv = this.invFreq!, sc = this.attnScaling;
-        for (let m = 0; m < M; m++) {
-          const p = pos(m);
-          for (let i = 0; i < half; i++) { const a = p * inv[i]; cv[m * half + i] = Math.cos(a) * sc; sv[m * half + i] = Math.sin(a) * sc; }
-        }
-        return [c, s];
-      };
-      const [cosK, sinK] = table((m) => kv.keyPos[m]);
+      const [cosK, sinK] = this.ropeTable(M, (m) => kv.keyPos[m], seqLen);
       const cosQ: number[] = [], sinQ: number[] = [];
-      for (let g = 0; g < G; g++) { const [c, s] = table((m) => kv.qPos[m] + kv.groupOffsets[g]); cosQ.push(c); sinQ.push(s); }
-      rope = { rotDim, cosK, sinK, cosQ, sinQ };
+      for (let g = 0; g < G; g++) {
+        const [c, s] = this.ropeTable(M, (m) => kv.qPos[m] + kv.groupOffsets[g], seqLen);
+        cosQ.push(c); sinQ.push(s);
+      }
+      rope = { rotDim: hp.position.rotaryDim, cosK, sinK, cosQ, sinQ };
     }
 
     k[EMBED[w.embed.dtype]](x, w.embed.table, ids, M, H);
@@ -159,6 +149,24 @@ export class Transformer {
     const out = rt.f32(logits, outRows * V).slice();
     rt.release(mark);
     return out;
+  }
+
+  /**
+   * cos and sin (rows, rotaryDim/2) in wasm memory, scaled by the RoPE attention factor, for the
+   * positions `pos(i)`. Allocated in the caller's scratch; frequencies are cached across calls.
+   */
+  ropeTable(rows: number, pos: (i: number) => number, seqLen: number): [number, number] {
+    if (this.hp.position.kind !== 'rope') throw new Error('ropeTable on a model without RoPE');
+    this.frequencies(seqLen);
+    const half = this.hp.position.rotaryDim / 2;
+    const c = this.rt.alloc(rows * half * 4), s = this.rt.alloc(rows * half * 4);
+    const cv = this.rt.f32(c, rows * half), sv = this.rt.f32(s, rows * half);
+    const inv = this.invFreq!, sc = this.attnScaling;
+    for (let i = 0; i < rows; i++) {
+      const p = pos(i);
+      for (let j = 0; j < half; j++) { const a = p * inv[j]; cv[i * half + j] = Math.cos(a) * sc; sv[i * half + j] = Math.sin(a) * sc; }
+    }
+    return [c, s];
   }
 
   private frequencies(seqLen: number): void {

@@ -8,8 +8,8 @@ import { StreamlmError } from '../errors.js';
 import { Model } from '../model.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
-import type { Linear } from '../models/weights.js';
-import { factorA, factorB, LOWRANK_KEY, lowRankSection, prefixOf, type LowRankMethod } from './format.js';
+import type { Linear } from '../models/linear.js';
+import { factorA, factorB, LOWRANK_KEY, lowRankSection, prefixOf, type LowRankMethod } from '../models/lowrank.js';
 import { factorize, rankByEnergy, rankByRatio, type RankRule } from './svd.js';
 
 export interface CompressOptions {

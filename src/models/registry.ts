@@ -14,7 +14,7 @@ const FAMILIES: readonly Family[] = [llama, gptNeox, falcon, mpt];
 const BY_ARCH = new Map<string, Family>(FAMILIES.flatMap((f) => f.architectures.map((a) => [a, f] as const)));
 
 /** Supported values of config.json `architectures[0]`. */
-export const SUPPORTED_ARCHITECTURES: readonly string[] = [...BY_ARCH.keys()];
+const SUPPORTED_ARCHITECTURES: readonly string[] = [...BY_ARCH.keys()];
 
 /** Remote-code class names whose checkpoints transformers loads with a native class; HParams carries the native name. */
 const ALIASES: Record<string, string> = { MPTForCausalLM: 'MptForCausalLM' };

@@ -112,7 +112,7 @@ function load(hp: HParams, w: WeightLoader, config: Record<string, unknown>): Mo
 }
 
 /** BLOOM's slopes: 2^(−8i/n) for the largest power of two n ≤ heads, then odd powers of the next. */
-export function bloomAlibiSlopes(nHeads: number): Float32Array {
+function bloomAlibiSlopes(nHeads: number): Float32Array {
   const n = 2 ** Math.floor(Math.log2(nHeads));
   const slopes: number[] = [];
   for (let i = 1; i <= n; i++) slopes.push(2 ** (-8 * i / n));

@@ -99,7 +99,7 @@ function load(hp: HParams, w: WeightLoader): ModelWeights {
  * ALiBi slopes 2^(−biasMax·i/n) for a power-of-two head count n; other counts interleave the
  * slopes of the next power of two, odd ones first, as MPT does.
  */
-export function mptAlibiSlopes(nHeads: number, biasMax: number): Float32Array {
+function mptAlibiSlopes(nHeads: number, biasMax: number): Float32Array {
   const n2 = 2 ** Math.ceil(Math.log2(nHeads));
   const s: number[] = [];
   for (let i = 1; i <= n2; i++) s.push(1 / 2 ** (i * (biasMax / n2)));

@@ -15,6 +15,7 @@ import { readSafetensorsHeader, readTensorBytes } from '../src/runtime/safetenso
 import { StreamlmError } from '../src/errors.js';
 import { startServer } from '../src/server/http.js';
 import { fixtureDir } from './helpers/fixtures.js';
+import { writeSafetensors } from './helpers/safetensors-writer.js';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const LLAMA = fixtureDir('llama');
@@ -185,6 +186,30 @@ test('streaming kernels equal the materialized low-rank path within 1e-5 and use
   };
   const a = await run('materialized'), b = await run('streaming');
   assert.ok(relDiff(b, a) < 1e-5, `energy ranks: ${relDiff(b, a)}`);
+});
+
+test('f16 factors: kept f16 for the GEMMs, widened to f32 for the streaming kernels; both give the same logits', async () => {
+  const dir = tmp();
+  cpSync(LOWRANK, dir, { recursive: true });
+  const { tensors } = readSafetensorsHeader(join(LOWRANK, 'model.safetensors'));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors.map((t) => {
+    const b = new Uint8Array(t.byteLength);
+    readTensorBytes(t, b);
+    const factor = /\.lr_[ab]$/.test(t.name);
+    return { name: t.name, dtype: factor ? 'F16' : 'F32', shape: t.shape, data: factor ? new Float32Array(b.buffer) : b };
+  }));
+  const mat = await loadModel(dir, { threads: 2, lowrank: 'materialized' });
+  const str = await loadModel(dir, { threads: 2, lowrank: 'streaming' });
+  try {
+    const a0 = mat.net.w.layers[0].qkv, b0 = str.net.w.layers[0].qkv;
+    assert.ok(a0.kind === 'lowrank' && a0.a.kind === 'dense' && a0.a.dtype === 'f16', 'materialized keeps f16 factors');
+    assert.ok(b0.kind === 'lowrank' && b0.a.kind === 'dense' && b0.a.dtype === 'f32', 'streaming widens them');
+    const a = stream(mat), b = stream(str);
+    for (let i = 0; i < a.length; i++) assert.ok(relDiff(b[i], a[i]) < 1e-5, `step ${i}: ${relDiff(b[i], a[i])}`);
+  } finally {
+    await mat.close();
+    await str.close();
+  }
 });
 
 test('the low-rank mode is checked at load: unknown names and blocks that cannot stream are refused', async () => {

@@ -79,7 +79,10 @@ export class SlotBook {
 
   /** Everything that decides future behaviour, for snapshots: slots in order, the free stack, the per-slot records. */
   state(): BookState {
-    return { order: [...this.order], free: [...this.free], high: this.high, stream: this.stream.slice(), token: this.token.slice(), group: this.group.slice() };
+    // Records of free slots are left-overs that nothing reads: written as zeros, so equal states give equal bytes.
+    const stream = new Float64Array(this.capacity), token = new Int32Array(this.capacity), group = new Int32Array(this.capacity);
+    for (const x of this.order) { stream[x] = this.stream[x]; token[x] = this.token[x]; group[x] = this.group[x]; }
+    return { order: [...this.order], free: [...this.free], high: this.high, stream, token, group };
   }
 
   /** The book from `state()`, checked so a corrupt snapshot cannot build an inconsistent one. */
@@ -125,9 +128,12 @@ export class SlotBook {
     return off.map((o) => o ?? 0);
   }
 
-  /** Writes semantic positions and groups per physical slot (empty slots get EMPTY_POS). */
+  /** Writes semantic positions and groups per physical slot (empty slots get EMPTY_POS and group 0). */
   writePositions(slotPos: Int32Array, slotGroup: Int32Array): void {
+    // Empty slots get group 0 too: the kernel may read an empty slot's group before masking it, and
+    // a restored cache's tables start from whatever the memory held.
     slotPos.fill(EMPTY_POS, 0, this.high);
+    slotGroup.fill(0, 0, this.high);
     this.order.forEach((slot, pos) => { slotPos[slot] = pos; slotGroup[slot] = this.group[slot]; });
   }
 }

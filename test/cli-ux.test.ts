@@ -133,4 +133,14 @@ test('compress: factors in the source dtype, numbers before and after, its own m
   // And it runs.
   const g = cli('generate', '--model', out, '--prompt', 'The house', '--max-tokens', '3', '--threads', '1');
   assert.equal(g.code, 0, g.err);
+
+  // Too low a rank: the perplexity rise is reported as a warning, in the output and in the card.
+  const low = join(tmp(), 'low');
+  const w = cli('compress', '--model', LLAMA, '--out', low, '--rank-ratio', '0.1', '--eval-tokens', '64', '--threads', '1', '--json');
+  assert.equal(w.code, 0, w.err);
+  const wr = JSON.parse(w.out) as { ppl: { before: number; after: number }; factorDtype: string };
+  assert.equal(wr.factorDtype, 'F32');
+  assert.ok(wr.ppl.after > 1.1 * wr.ppl.before, `this rank raises ppl by more than 10% on the fixture: ${wr.ppl.before} -> ${wr.ppl.after}`);
+  assert.match(w.err, /warning: perplexity rose from [\d.]+ to [\d.]+ \(\+\d+%\): this rank is too low/);
+  assert.match(readFileSync(join(low, 'README.md'), 'utf8'), /\*\*Warnings\.\*\*[\s\S]*perplexity rose/);
 });

@@ -116,9 +116,10 @@ test('a server started through npx (npm exec) exits when npm exec is killed', as
   const wrapper = `
     const { spawn } = require('node:child_process');
     const fd = require('node:fs').openSync(${JSON.stringify(log)}, 'a');
-    spawn(process.execPath, ['--import', 'tsx', ${JSON.stringify(main)}, 'serve', '--model', ${JSON.stringify(fixtureDir('llama'))},
-      '--port', '0', '--threads', '1', '--max-sessions', '1', '--cache', 'sink:4+60'],
-      { stdio: ['ignore', fd, fd], env: { ...process.env, npm_command: 'exec' } });
+    // Through a shell, as npm does: npm exec -> sh -c -> node.
+    spawn([process.execPath, '--import', 'tsx', ${JSON.stringify(main)}, 'serve', '--model', ${JSON.stringify(fixtureDir('llama'))},
+      '--port', '0', '--threads', '1', '--max-sessions', '1', '--cache', 'sink:4+60'].map((a) => "'" + a + "'").join(' ') + '; true',
+      { shell: true, stdio: ['ignore', fd, fd], env: { ...process.env, npm_command: 'exec' } });
     setInterval(() => {}, 1000);`;
   const npm = spawn(process.execPath, ['-e', wrapper], { stdio: 'ignore', cwd: join(import.meta.dirname, '..') });
   const sleep = (ms: number): Promise<void> => new Promise((ok) => setTimeout(ok, ms));
@@ -137,5 +138,5 @@ test('a server started through npx (npm exec) exits when npm exec is killed', as
     up = await fetch(`${url}/health`).then(() => true, () => false);
   }
   assert.equal(up, false, 'the server stopped answering after npm exec died');
-  assert.match(readFileSync(log, 'utf8'), /npm exec, the parent process, has exited[\s\S]*shutting down/);
+  assert.match(readFileSync(log, 'utf8'), /npm exec, which started this server, has exited[\s\S]*shutting down/);
 });

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { StreamlmError } from '../errors.js';
 import { loadModel } from '../model.js';
 import { startServer } from '../server/http.js';
@@ -60,7 +62,7 @@ export async function runServe(argv: string[]): Promise<void> {
     const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); clearInterval(orphan); done(); };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    const orphan = watchParent(() => { console.error('[streamlm] npm exec, the parent process, has exited'); stop(); });
+    const orphan = watchParent(() => { console.error('[streamlm] npm exec, which started this server, has exited'); stop(); });
   });
   console.error('[streamlm] shutting down');
   await srv.close();
@@ -69,14 +71,27 @@ export async function runServe(argv: string[]): Promise<void> {
 
 /**
  * `npx streamlm serve &` records the PID of npm exec, not of this process, and killing npm leaves
- * the server running unseen. When started by npm exec (npm sets npm_command=exec), exit once the
- * parent is gone: the kernel then re-parents us and process.ppid changes. A server started with
+ * the server running unseen. When started by npm exec (npm sets npm_command=exec), exit once npm
+ * is gone. npm runs us through `sh -c`, so npm is the parent or the grandparent: when it dies the
+ * kernel re-parents its child, and the chain of our two ancestors changes. A server started with
  * node directly (or nohup) is left alone.
  */
 function watchParent(onGone: () => void): NodeJS.Timeout | undefined {
   if (process.env.npm_command !== 'exec') return undefined;
-  const parent = process.ppid;
-  const t = setInterval(() => { if (process.ppid !== parent) onGone(); }, 500);
+  const chain = (): string => { const p = process.ppid; return `${p}<${parentOf(p)}`; };
+  const start = chain();
+  const t = setInterval(() => { if (chain() !== start) onGone(); }, process.platform === 'linux' ? 500 : 2000);
   t.unref();
   return t;
+}
+
+/** The parent PID of `pid` (/proc on Linux, ps elsewhere), or 0 when it cannot be read. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || 0;   // "pid (comm) state ppid ..."
+  } catch {
+    const r = spawnSync('ps', ['-o', 'ppid=', '-p', String(pid)], { encoding: 'utf8' });
+    return Number(r.stdout?.trim()) || 0;
+  }
 }

@@ -327,6 +327,6 @@ function warningsFor(r: CompressReport): string[] {
   if (r.factorParams >= r.denseParams)
     w.push(`the factored linears hold ${r.factorParams} parameters, not fewer than the ${r.denseParams} of the dense ones: a rank r saves memory only below N·K/(N+K) (half the width for a square matrix); lower --rank-ratio or --energy`);
   if (r.ppl && r.ppl.after > r.ppl.before * PPL_WARN_RATIO)
-    w.push(`perplexity rose from ${r.ppl.before.toFixed(2)} to ${r.ppl.after.toFixed(2)} (+${(100 * (r.ppl.after / r.ppl.before - 1)).toFixed(0)}%): this rank is too low for this model; raise --rank-ratio or --energy, or try --method whiten`);
+    w.push(`perplexity rose from ${r.ppl.before.toFixed(2)} to ${r.ppl.after.toFixed(2)} (+${(100 * (r.ppl.after / r.ppl.before - 1)).toFixed(0)}%): this rank is too low for this model; raise --rank-ratio or --energy${r.method === 'svd' ? ', or try --method whiten' : ''}`);
   return w;
 }

@@ -25,13 +25,17 @@ export async function runAttentionMap(argv: string[]): Promise<void> {
   const out = checkOutputFile(outArg, '--out');
   const text = readTextFile(file, '--text');
   if (!text.trim()) throw new StreamlmError('the text file is empty', { file, field: '--text' });
+  const wanted = (str(flags, 'layers') ?? '0,1,-1').split(',').map((s) => {
+    const n = Number(s.trim());
+    if (s.trim() === '' || !Number.isInteger(n)) throw new StreamlmError(`expected integers separated by commas, got '${s}'`, { field: '--layers' });
+    return n;
+  });
   const m = modelFlags(flags);
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   try {
     const L = model.hparams.numLayers;
-    const layers = (str(flags, 'layers') ?? '0,1,-1').split(',').map((s) => {
-      const n = Number(s.trim());
-      if (s.trim() === '' || !Number.isInteger(n) || n >= L || n < -L) throw new StreamlmError(`layer '${s}' is outside [-${L}, ${L - 1}]`, { field: '--layers' });
+    const layers = wanted.map((n) => {
+      if (n >= L || n < -L) throw new StreamlmError(`layer ${n} is outside [-${L}, ${L - 1}]`, { field: '--layers' });
       return n < 0 ? L + n : n;
     });
     const ids = model.encode(text).slice(0, T);

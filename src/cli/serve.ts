@@ -55,7 +55,7 @@ export async function runServe(argv: string[]): Promise<void> {
     throw e;
   }
   const mem = srv.engine.memory();
-  console.error(`[streamlm] serving ${srv.modelId} at ${srv.url}/ | cache ${srv.engine.policy}, ${plural(maxSessions, 'session')}, ` +
+  console.error(`[streamlm] serving ${srv.modelId} at ${srv.url}/ | cache ${srv.engine.policy}, ${maxSessions} sessions, ` +
     `${(mem.kvBytes / 1048576).toFixed(1)} MB of KV reserved | ${plural(model.threads, 'thread')} | chat template: ${srv.engine.template.builtin ? 'the model\'s' : 'plain fallback'}` +
     (corsOrigin ? ` | CORS: ${corsOrigin}` : ''));
   await new Promise<void>((done) => {

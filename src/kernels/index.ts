@@ -10,6 +10,7 @@ export { embed_f32, embed_f16, embed_bf16 } from './embed';
 export { cross_entropy } from './loss';
 export { clamp } from './clamp';
 export { lowrank_ffn, lowrank_attention } from './lowrank';
+export { pool_probe } from './probe';
 
 /** End of the module's static data: the Runtime's allocator starts above it. */
 export function heap_base(): usize {

@@ -28,6 +28,7 @@ export interface Kernels {
   cross_entropy(nll: P, logits: P, targets: P, M: number, N: number): void;
   lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
   lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;
+  pool_probe(counts: P, n: number, work: number, tid: number, nth: number): void;
 }
 
 /**
@@ -42,6 +43,7 @@ export const PARALLEL_OPS = {
   attention: 19,
   lowrank_ffn: 7,
   lowrank_attention: 7,
+  pool_probe: 3,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -57,15 +59,24 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
     case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
     case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
+    case 'pool_probe': return a[2];
     default: return Infinity;
   }
 }
+
+/**
+ * Ops whose `(tid, nth)` only cut disjoint ranges of the output, with no buffer indexed by tid: the
+ * pool may run them as more chunks than threads (`tid` is then the chunk, `nth` the chunk count).
+ * Other ops run as one chunk per thread, still taken by whichever thread comes first.
+ */
+export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe']);
 
 type KernelFn = (...args: number[]) => void;
 
 /** Calls a parallel kernel with `args` then `(tid, nth)`, without allocating an argument array. */
 export function callParallel(fn: KernelFn, a: ArrayLike<number>, n: number, tid: number, nth: number): void {
   switch (n) {
+    case 3: fn(a[0], a[1], a[2], tid, nth); return;
     case 7: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], tid, nth); return;
     case 9: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], tid, nth); return;
     case 19: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],

@@ -22,11 +22,26 @@ const OP_INDEX = new Map<string, number>(OP_NAMES.map((name, i) => [name, i]));
 const CHUNK_WORK = 65536;
 /** At most this many chunks per thread: finer cuts only add overhead. */
 const MAX_CHUNKS_PER_THREAD = 8;
+/**
+ * A wait this long for a chunk a worker has started means the OS took that worker off its core
+ * mid-chunk (a chunk is ~10-100 us of work): other processes want the cores. The pool then runs
+ * on the calling thread alone for SOLO_MS, doubling on each repeat up to SOLO_MAX_MS, so that on a
+ * busy machine it costs what one thread costs, and tries the workers again after that.
+ */
+const LATE_MS = 1;
+const SOLO_MS = 10;
+const SOLO_MAX_MS = 640;
 
 export class Pool {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private closed = false;
+  /** Until this time (performance.now()), dispatches run on the calling thread alone. */
+  private soloUntil = 0;
+  private soloMs = SOLO_MS;
+  /** Dispatches run solo because of a late worker, and late waits seen (statistics). */
+  soloDispatches = 0;
+  lateWaits = 0;
 
   private constructor(private readonly k: Kernels, private readonly workers: Worker[], control: SharedArrayBuffer,
     private readonly minWork: number) {
@@ -89,6 +104,14 @@ export class Pool {
       callParallel(fn, args, n, 0, 1);
       return;
     }
+    if (this.soloUntil !== 0) {
+      if (performance.now() < this.soloUntil) {
+        this.soloDispatches++;
+        callParallel(fn, args, n, 0, 1);
+        return;
+      }
+      this.soloUntil = 0;
+    }
     const chunks = FINE_CHUNKED_OPS.has(op)
       ? Math.min(MAX_CHUNKS, nth * MAX_CHUNKS_PER_THREAD, Math.max(nth, Math.floor(work / CHUNK_WORK)))
       : nth;
@@ -112,7 +135,16 @@ export class Pool {
     ctl[RAN] += ran;
     const done = Atomics.add(ctl, DONE, ran) + ran;
     // Chunks still out are running on workers right now; wait for them (they notify at the end).
-    for (let d = done; d !== chunks;) d = awaitChange(ctl, DONE, d, SPIN_MS, 1, -1);
+    if (done !== chunks) {
+      const t0 = performance.now();
+      for (let d = done; d !== chunks;) d = awaitChange(ctl, DONE, d, SPIN_MS, 1, -1);
+      const t1 = performance.now();
+      if (t1 - t0 > LATE_MS) {
+        this.lateWaits++;
+        this.soloUntil = t1 + this.soloMs;
+        this.soloMs = Math.min(SOLO_MAX_MS, this.soloMs * 2);
+      } else this.soloMs = SOLO_MS;
+    } else this.soloMs = SOLO_MS;
     const failed = Atomics.exchange(ctl, FAILED, 0);
     // Which thread ran the bad chunk is chance, so both paths give the same kind of error.
     if (error !== undefined) {

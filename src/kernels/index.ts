@@ -1,6 +1,7 @@
 // Entry point of build/kernels.wasm: every export listed in docs/design.md, plus set_scratch.
 export { set_scratch } from './simd';
 export { matmul_f32, matmul_f16, matmul_bf16 } from './matmul';
+export { pack_f32r4, matmul_f32r4 } from './matmul_r4';
 export { quantize_q8, matmul_q8 } from './q8';
 export { rmsnorm, layernorm } from './norm';
 export { rope } from './rope';

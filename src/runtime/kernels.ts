@@ -29,6 +29,9 @@ export interface Kernels {
   lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
   lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;
   pool_probe(counts: P, n: number, work: number, tid: number, nth: number): void;
+  /** In place, row-major → r4 layout (src/kernels/matmul_r4.ts); 1 if packed, 0 if left row-major. */
+  pack_f32r4(w: P, N: number, K: number): number;
+  matmul_f32r4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
 }
 
 /**
@@ -44,6 +47,7 @@ export const PARALLEL_OPS = {
   lowrank_ffn: 7,
   lowrank_attention: 7,
   pool_probe: 3,
+  matmul_f32r4: 7,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -56,7 +60,7 @@ export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
  */
 export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
   switch (op) {
-    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': return a[4] * a[5] * a[6];
+    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': case 'matmul_f32r4': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
     case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
     case 'pool_probe': return a[2];
@@ -69,7 +73,7 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
  * pool may run them as more chunks than threads (`tid` is then the chunk, `nth` the chunk count).
  * Other ops run as one chunk per thread, still taken by whichever thread comes first.
  */
-export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe']);
+export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe', 'matmul_f32r4']);
 
 type KernelFn = (...args: number[]) => void;
 

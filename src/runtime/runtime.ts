@@ -26,9 +26,23 @@ export interface RuntimeOptions {
    * more than the split saves. Default 65536 (about 10 us of single-thread work). 0: always split.
    */
   minParallelWork?: number;
+  /**
+   * Receives warnings (one line each), such as `threads` above the available cores. Default: once
+   * per process on stderr (Node) or console.warn (browsers).
+   */
+  onWarning?: (message: string) => void;
 }
 
-async function defaultThreads(): Promise<number> {
+let warned = false;
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  if (typeof process !== 'undefined' && process.stderr) process.stderr.write(`streamlm: warning: ${message}\n`);
+  else console.warn(`streamlm: warning: ${message}`);
+}
+
+/** Cores this process may run on: os.availableParallelism() in Node, hardwareConcurrency in browsers. */
+async function availableCores(): Promise<number> {
   if (typeof process !== 'undefined' && process.versions?.node) {
     const os = await import('node:os');
     return os.availableParallelism();
@@ -54,7 +68,8 @@ export class Runtime {
   /** Main thread's kernel instance, for single-threaded ops. */
   readonly k: Kernels;
   readonly memory: WebAssembly.Memory;
-  private pool!: Pool;
+  /** The worker pool: chunk statistics and the stall hook, for tests and benchmarks. */
+  pool!: Pool;
   private readonly base: number;
   private top: number;
   private marks: number[] = [];
@@ -68,9 +83,17 @@ export class Runtime {
   }
 
   static async create(opts: RuntimeOptions = {}): Promise<Runtime> {
-    const threads = opts.threads ?? await defaultThreads();
+    const cores = await availableCores();
+    let threads = opts.threads ?? cores;
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new StreamlmError(`must be an integer in 1..256, got ${threads}`, { field: 'threads' });
+    }
+    // More threads than cores never pays here: each thread streams weights and a dispatch ends
+    // only when every chunk is done, so extra threads just queue for the same cores (and each
+    // costs a worker's memory). Cap, and say so.
+    if (threads > cores) {
+      (opts.onWarning ?? warnOnce)(`threads=${threads} exceeds the ${cores} available cores; using ${cores}`);
+      threads = cores;
     }
     const module = await loadModule(opts.wasm);
     const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_BYTES / PAGE, shared: true });

@@ -3,7 +3,9 @@ import { parseHParams, type HParams } from './models/config.js';
 import { familyFor } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType } from './models/weights.js';
-import { openModelDir } from './runtime/modeldir.js';
+import { openModelDir, type ModelDir } from './runtime/modeldir.js';
+import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
+import { ggufTokenizerSpec } from './tokenizer-gguf.js';
 import { Runtime } from './runtime/runtime.js';
 import { KVCache } from './cache/kvcache.js';
 import { parsePolicy } from './cache/policy.js';
@@ -31,15 +33,15 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
+  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
     const dtype = opts.dtype ?? 'auto';
     if (!['auto', 'f32', 'q8_0'].includes(dtype)) throw new StreamlmError(`dtype must be auto, f32 or q8_0, got '${dtype}'`, { field: 'dtype' });
-    const md = openModelDir(dir);
+    const md: ModelDir = isGgufPath(dir) ? openGgufModel(dir) : openModelDir(dir);
     const hp = parseHParams(md.config, md.configFile);
     const loadTensors = familyFor(hp, md.configFile);
     if (hp.gatedMlp && hp.act !== 'silu') throw new StreamlmError(`gated MLP with activation '${hp.act}' is not implemented (only silu)`, { file: md.configFile, field: 'hidden_act' });
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = 'gguf' in md ? ggufTokenizer(md as ReturnType<typeof openGgufModel>) : TextTokenizer.load(dir);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
     const rt = await Runtime.create({ threads: opts.threads });
     try {
@@ -100,7 +102,13 @@ export class Model {
   async close(): Promise<void> { await this.net.rt.close(); }
 }
 
-/** Loads a Hugging Face model directory. */
+/** The tokenizer stored in a GGUF file's metadata, or null when it has none. */
+function ggufTokenizer(md: ReturnType<typeof openGgufModel>): TextTokenizer | null {
+  const spec = ggufTokenizerSpec(md.gguf);
+  return spec && TextTokenizer.fromObjects(spec.json, spec.config, (spec.config.chat_template as string | null) ?? null, md.dir);
+}
+
+/** Loads a Hugging Face model directory or a .gguf file. */
 export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

@@ -14,6 +14,7 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writ
 import { join } from 'node:path';
 import { StreamlmError, check } from '../errors.js';
 import { readSafetensorsHeader, readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { vocabFromHf, type GgufVocab } from './gguf-vocab.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
 export type GgufDtype = 'f32' | 'f16' | 'q8_0';
@@ -174,6 +175,8 @@ function f16Table(): Float32Array {
 // --- checkpoint description ---
 
 interface LlamaDims {
+  /** GGUF architecture: llama permutes q/k rows for interleaved RoPE; qwen2 keeps HF's rotate_half. */
+  arch: 'llama' | 'qwen2';
   vocab: number;
   hidden: number;
   layers: number;
@@ -186,6 +189,9 @@ interface LlamaDims {
   ctx: number;
   tied: boolean;
   ropeScaling?: { type: 'linear'; factor: number };
+  /** Mistral's attention window, when shorter than the context. */
+  slidingWindow?: number;
+  config: Json;
 }
 
 type Json = Record<string, unknown>;
@@ -208,8 +214,17 @@ function readDims(hfDir: string): LlamaDims {
   }
   const archs = cfg.architectures;
   const arch = Array.isArray(archs) ? String(archs[0]) : undefined;
-  if (arch !== 'LlamaForCausalLM' && arch !== 'MistralForCausalLM') {
-    throw new StreamlmError(`${arch ?? 'none'} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM are)`, { file, field: 'architectures' });
+  if (arch !== 'LlamaForCausalLM' && arch !== 'MistralForCausalLM' && arch !== 'Qwen2ForCausalLM') {
+    throw new StreamlmError(`${arch ?? 'none'} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)`, { file, field: 'architectures' });
+  }
+  if (arch === 'Qwen2ForCausalLM' && cfg.use_sliding_window === true) {
+    throw new StreamlmError('sliding-window Qwen2 layers are not exported to GGUF', { file, field: 'use_sliding_window' });
+  }
+  const ctx = num(cfg, 'max_position_embeddings', file, 2048);
+  let slidingWindow: number | undefined;
+  if (arch === 'MistralForCausalLM' && cfg.sliding_window !== null) {
+    const w = num(cfg, 'sliding_window', file, 4096);
+    if (w < ctx) slidingWindow = w;
   }
   const hidden = num(cfg, 'hidden_size', file);
   const heads = num(cfg, 'num_attention_heads', file);
@@ -225,6 +240,9 @@ function readDims(hfDir: string): LlamaDims {
     throw new StreamlmError(`rope type ${ropeType} is not exported to GGUF (default, linear are)`, { file, field: 'rope_scaling' });
   }
   return {
+    arch: arch === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama',
+    slidingWindow,
+    config: cfg,
     vocab: num(cfg, 'vocab_size', file),
     hidden,
     layers: num(cfg, 'num_hidden_layers', file),
@@ -234,7 +252,7 @@ function readDims(hfDir: string): LlamaDims {
     headDim: num(cfg, 'head_dim', file, hidden / heads),
     ropeTheta,
     rmsEps: num(cfg, 'rms_norm_eps', file, 1e-6),
-    ctx: num(cfg, 'max_position_embeddings', file, 2048),
+    ctx,
     tied: cfg.tie_word_embeddings === true,
     ropeScaling,
   };
@@ -300,10 +318,11 @@ function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtyp
   for (let l = 0; l < dims.layers; l++) {
     const p = `model.layers.${l}.`, b = `blk.${l}.`;
     add(p + 'input_layernorm.weight', b + 'attn_norm.weight');
-    add(p + 'self_attn.q_proj.weight', b + 'attn_q.weight', { permuteHeads: dims.heads });
-    add(p + 'self_attn.q_proj.bias', b + 'attn_q.bias', { optional: true, permuteHeads: dims.heads });
-    add(p + 'self_attn.k_proj.weight', b + 'attn_k.weight', { permuteHeads: dims.kvHeads });
-    add(p + 'self_attn.k_proj.bias', b + 'attn_k.bias', { optional: true, permuteHeads: dims.kvHeads });
+    const qh = dims.arch === 'llama' ? dims.heads : undefined, kh = dims.arch === 'llama' ? dims.kvHeads : undefined;
+    add(p + 'self_attn.q_proj.weight', b + 'attn_q.weight', { permuteHeads: qh });
+    add(p + 'self_attn.q_proj.bias', b + 'attn_q.bias', { optional: true, permuteHeads: qh });
+    add(p + 'self_attn.k_proj.weight', b + 'attn_k.weight', { permuteHeads: kh });
+    add(p + 'self_attn.k_proj.bias', b + 'attn_k.bias', { optional: true, permuteHeads: kh });
     add(p + 'self_attn.v_proj.weight', b + 'attn_v.weight');
     add(p + 'self_attn.v_proj.bias', b + 'attn_v.bias', { optional: true });
     add(p + 'self_attn.o_proj.weight', b + 'attn_output.weight');
@@ -430,37 +449,54 @@ function dummyVocab(n: number): { tokens: string[]; scores: Float32Array; types:
   return { tokens, scores, types };
 }
 
-function metadata(dims: LlamaDims, dtype: GgufDtype, name: string): [string, MetaValue][] {
-  const vocab = dummyVocab(dims.vocab);
+function metadata(dims: LlamaDims, dtype: GgufDtype, name: string, vocab: GgufVocab | null): [string, MetaValue][] {
+  const a = dims.arch;
   const kv: [string, MetaValue][] = [
-    ['general.architecture', { t: 'str', v: 'llama' }],
+    ['general.architecture', { t: 'str', v: a }],
     ['general.name', { t: 'str', v: name }],
     ['general.alignment', { t: 'u32', v: GGUF_ALIGNMENT }],
     ['general.file_type', { t: 'u32', v: FILE_TYPE[dtype] }],
-    ['llama.vocab_size', { t: 'u32', v: dims.vocab }],
-    ['llama.context_length', { t: 'u32', v: dims.ctx }],
-    ['llama.embedding_length', { t: 'u32', v: dims.hidden }],
-    ['llama.block_count', { t: 'u32', v: dims.layers }],
-    ['llama.feed_forward_length', { t: 'u32', v: dims.ffn }],
-    ['llama.attention.head_count', { t: 'u32', v: dims.heads }],
-    ['llama.attention.head_count_kv', { t: 'u32', v: dims.kvHeads }],
-    ['llama.rope.freq_base', { t: 'f32', v: dims.ropeTheta }],
-    ['llama.attention.layer_norm_rms_epsilon', { t: 'f32', v: dims.rmsEps }],
-    ['llama.rope.dimension_count', { t: 'u32', v: dims.headDim }],
+    [`${a}.vocab_size`, { t: 'u32', v: dims.vocab }],
+    [`${a}.context_length`, { t: 'u32', v: dims.ctx }],
+    [`${a}.embedding_length`, { t: 'u32', v: dims.hidden }],
+    [`${a}.block_count`, { t: 'u32', v: dims.layers }],
+    [`${a}.feed_forward_length`, { t: 'u32', v: dims.ffn }],
+    [`${a}.attention.head_count`, { t: 'u32', v: dims.heads }],
+    [`${a}.attention.head_count_kv`, { t: 'u32', v: dims.kvHeads }],
+    [`${a}.rope.freq_base`, { t: 'f32', v: dims.ropeTheta }],
+    [`${a}.attention.layer_norm_rms_epsilon`, { t: 'f32', v: dims.rmsEps }],
+    [`${a}.rope.dimension_count`, { t: 'u32', v: dims.headDim }],
   ];
   if (dims.headDim * dims.heads !== dims.hidden) {
-    kv.push(['llama.attention.key_length', { t: 'u32', v: dims.headDim }]);
-    kv.push(['llama.attention.value_length', { t: 'u32', v: dims.headDim }]);
+    kv.push([`${a}.attention.key_length`, { t: 'u32', v: dims.headDim }]);
+    kv.push([`${a}.attention.value_length`, { t: 'u32', v: dims.headDim }]);
   }
   if (dims.ropeScaling) {
-    kv.push(['llama.rope.scaling.type', { t: 'str', v: dims.ropeScaling.type }]);
-    kv.push(['llama.rope.scaling.factor', { t: 'f32', v: dims.ropeScaling.factor }]);
+    kv.push([`${a}.rope.scaling.type`, { t: 'str', v: dims.ropeScaling.type }]);
+    kv.push([`${a}.rope.scaling.factor`, { t: 'f32', v: dims.ropeScaling.factor }]);
   }
+  if (dims.slidingWindow !== undefined) kv.push([`${a}.attention.sliding_window`, { t: 'u32', v: dims.slidingWindow }]);
+  if (vocab) {
+    kv.push(
+      ['tokenizer.ggml.model', { t: 'str', v: vocab.model }],
+      ['tokenizer.ggml.pre', { t: 'str', v: vocab.pre }],
+      ['tokenizer.ggml.tokens', { t: 'strs', v: vocab.tokens }],
+      ['tokenizer.ggml.token_type', { t: 'i32s', v: vocab.types }],
+      ['tokenizer.ggml.merges', { t: 'strs', v: vocab.merges }],
+      ['tokenizer.ggml.add_bos_token', { t: 'bool', v: vocab.addBos }],
+    );
+    if (vocab.bos !== null) kv.push(['tokenizer.ggml.bos_token_id', { t: 'u32', v: vocab.bos }]);
+    if (vocab.eos !== null) kv.push(['tokenizer.ggml.eos_token_id', { t: 'u32', v: vocab.eos }]);
+    if (vocab.pad !== null) kv.push(['tokenizer.ggml.padding_token_id', { t: 'u32', v: vocab.pad }]);
+    if (vocab.chatTemplate !== null) kv.push(['tokenizer.chat_template', { t: 'str', v: vocab.chatTemplate }]);
+    return kv;
+  }
+  const dummy = dummyVocab(dims.vocab);
   kv.push(
     ['tokenizer.ggml.model', { t: 'str', v: 'llama' }],
-    ['tokenizer.ggml.tokens', { t: 'strs', v: vocab.tokens }],
-    ['tokenizer.ggml.scores', { t: 'f32s', v: vocab.scores }],
-    ['tokenizer.ggml.token_type', { t: 'i32s', v: vocab.types }],
+    ['tokenizer.ggml.tokens', { t: 'strs', v: dummy.tokens }],
+    ['tokenizer.ggml.scores', { t: 'f32s', v: dummy.scores }],
+    ['tokenizer.ggml.token_type', { t: 'i32s', v: dummy.types }],
     ['tokenizer.ggml.bos_token_id', { t: 'u32', v: 1 }],
     ['tokenizer.ggml.eos_token_id', { t: 'u32', v: 2 }],
     ['tokenizer.ggml.unknown_token_id', { t: 'u32', v: 0 }],
@@ -474,8 +510,9 @@ const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 // --- export ---
 
 /**
- * Writes `outFile` as GGUF v3 (llama arch) from the Llama-style HF checkpoint in `hfDir`.
- * q/k rows are permuted to llama.cpp's RoPE layout, so llama.cpp computes the same function.
+ * Writes `outFile` as GGUF v3 (llama or qwen2 arch) from the Llama-style HF checkpoint in `hfDir`,
+ * with its tokenizer.json as a `gpt2` vocabulary (a stand-in vocabulary when there is none).
+ * llama q/k rows are permuted to llama.cpp's RoPE layout, so llama.cpp computes the same function.
  */
 export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptions = {}): ExportGgufResult {
   const dtype = opts.dtype ?? 'f32';
@@ -485,7 +522,7 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
   const plans = plan(dims, tensors, dtype, hfDir);
 
   const head = new ByteSink();
-  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model');
+  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model', vocabFromHf(hfDir, dims.vocab, dims.config));
   head.u32(GGUF_MAGIC);
   head.u32(GGUF_VERSION);
   head.u64(plans.length);

@@ -2,6 +2,7 @@ import { StreamlmError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from '../lowrank/format.js';
 
 /** How weights sit in wasm memory. `q8_0` is planar: int8 rows plus one f32 scale per 32. */
@@ -59,7 +60,7 @@ export class WeightLoader {
   info(name: string, shape?: number[]): TensorInfo {
     const t = this.md.tensors.get(name);
     if (!t) throw new StreamlmError(`tensor '${name}' is missing from the checkpoint`, { file: this.md.dir, field: name });
-    if (!(t.dtype in DTYPE_BYTES)) throw new StreamlmError(`tensor '${name}' has dtype ${t.dtype}; only F32, F16 and BF16 weights are supported`, { file: t.file, field: name });
+    if (!(t.dtype in DTYPE_BYTES) && t.dtype !== 'Q8_0') throw new StreamlmError(`tensor '${t.name}' has dtype ${t.dtype}; only F32, F16, BF16 and Q8_0 weights are supported`, { file: t.file, field: t.name });
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])))
       throw new StreamlmError(`tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`, { file: t.file, field: name });
     return t;
@@ -86,6 +87,13 @@ export class WeightLoader {
 
   embedding(name: string, rows: number, dim: number): Embedding {
     const t = this.info(name, [rows, dim]);
+    if (t.dtype === 'Q8_0') {
+      // No Q8_0 gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
+      const table = this.rt.alloc(rows * dim * 4);
+      this.rowsToF32(t, table, rows, dim);
+      this.bytes += rows * dim * 4;
+      return { dtype: 'f32', table, rows, dim };
+    }
     const table = this.rt.alloc(t.byteLength);
     readTensorBytes(t, this.rt.u8(table, t.byteLength));
     this.bytes += t.byteLength;
@@ -103,6 +111,7 @@ export class WeightLoader {
     const same = infos.every((t) => t.dtype === infos[0].dtype);
     let dtype: WeightDType;
     if (this.target === 'q8_0' && K % 32 === 0) dtype = 'q8_0';
+    else if (this.target === 'auto' && same && infos[0].dtype === 'Q8_0') dtype = 'q8_0';
     else if (this.target === 'auto' && same) dtype = NATIVE[infos[0].dtype];
     else dtype = 'f32';
 
@@ -114,9 +123,13 @@ export class WeightLoader {
       for (let i = 0; i < parts.length; i++) {
         // Quantize in row blocks so the f32 staging buffer stays small.
         const mark = this.rt.mark();
-        const tmp = this.rt.alloc(rowsOf[i] * K * 4);
-        this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
-        this.rt.k.quantize_q8(lin.w + row * K, lin.ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
+        if (infos[i].dtype === 'Q8_0') {
+          this.rowsQ8(infos[i], lin.w + row * K, lin.ws + (row * K) / 32 * 4, rowsOf[i], K, parts[i].rowMap);
+        } else {
+          const tmp = this.rt.alloc(rowsOf[i] * K * 4);
+          this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
+          this.rt.k.quantize_q8(lin.w + row * K, lin.ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
+        }
         this.rt.release(mark);
         row += rowsOf[i];
       }
@@ -178,6 +191,23 @@ export class WeightLoader {
     return lin;
   }
 
+  /** Splits a Q8_0 tensor's blocks into planar int8 rows (wq) and f32 scales (ws), reordered by rowMap. */
+  private rowsQ8(t: TensorInfo, wq: number, ws: number, rows: number, K: number, rowMap?: Int32Array): void {
+    const mark = this.rt.mark();
+    const tmp = this.rt.alloc(t.byteLength);
+    readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+    const q = new Int8Array(this.rt.u8(wq, rows * K).buffer, wq, rows * K), s = this.rt.f32(ws, (rows * K) / 32);
+    repackQ8_0(this.rt.u8(tmp, t.byteLength), q, s);
+    this.rt.release(mark);
+    if (rowMap) {
+      const qc = q.slice(), sc = s.slice(), sb = K / 32;
+      for (let r = 0; r < rows; r++) {
+        q.set(qc.subarray(rowMap[r] * K, (rowMap[r] + 1) * K), r * K);
+        s.set(sc.subarray(rowMap[r] * sb, (rowMap[r] + 1) * sb), r * sb);
+      }
+    }
+  }
+
   /** Copies a tensor's rows in its own dtype, reordered by rowMap (dst row r = src row rowMap[r]). */
   private rowsNative(t: TensorInfo, dst: number, rows: number, K: number, rowMap?: Int32Array): void {
     if (!rowMap) { readTensorBytes(t, this.rt.u8(dst, t.byteLength)); return; }
@@ -196,6 +226,12 @@ export class WeightLoader {
     const n = rows * K;
     if (t.dtype === 'F32') {
       readTensorBytes(t, this.rt.u8(dst, n * 4));
+    } else if (t.dtype === 'Q8_0') {
+      const mark = this.rt.mark();
+      const tmp = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+      dequantizeQ8_0(this.rt.u8(tmp, t.byteLength), this.rt.f32(dst, n));
+      this.rt.release(mark);
     } else {
       const mark = this.rt.mark();
       const tmp = this.rt.alloc(t.byteLength);

@@ -154,7 +154,7 @@ class Cursor {
   count(what: string, minBytes: number): number {
     const n = this.u64(what);
     if (n * BigInt(minBytes) > BigInt(this.left)) {
-      throw new StreamlmError(`${what} is ${n}, but only ${this.left} bytes remain in the file`, { file: this.file });
+      throw new StreamlmError(`${what} is ${n}, but only ${this.left} bytes remain in the file (truncated, or the count is wrong)`, { file: this.file });
     }
     return Number(n);
   }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readSafetensorsHeader, readTensorBytes } from '../../src/runtime/safetensors.js';
 import { vocabFromHf } from '../../src/export/gguf-vocab.js';
 
-export type Kv = [string, 'u32' | 'f32' | 'str' | 'bool' | 'strs' | 'i32s', unknown];
+export type Kv = [string, 'u32' | 'f32' | 'str' | 'bool' | 'strs' | 'i32s' | 'f32s', unknown];
 export interface T { name: string; shape: number[]; data: Float32Array }
 
 export function writeGgufF32(path: string, kv: Kv[], tensors: T[]): void {
@@ -28,6 +28,7 @@ export function writeGgufF32(path: string, kv: Kv[], tensors: T[]): void {
     else if (t === 'str') { u32(8); str(v as string); }
     else if (t === 'bool') { u32(7); push(Uint8Array.of(v ? 1 : 0)); }
     else if (t === 'strs') { u32(9); u32(8); u64((v as string[]).length); for (const s of v as string[]) str(s); }
+    else if (t === 'f32s') { u32(9); u32(6); u64((v as Float32Array).length); for (const x of v as Float32Array) f32(x); }
     else { u32(9); u32(5); u64((v as Int32Array).length); for (const x of v as Int32Array) i32(x); }
   }
   let off = 0;

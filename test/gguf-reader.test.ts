@@ -8,7 +8,7 @@ import { readGgufHeader } from '../src/runtime/gguf.js';
 import { openGgufModel } from '../src/runtime/gguf-source.js';
 import { ggufTokenizerSpec } from '../src/tokenizer-gguf.js';
 import { exportGguf } from '../src/export/gguf.js';
-import { parseHParams } from '../src/models/config.js';
+import { parseHParams } from '../src/models/registry.js';
 import { TextTokenizer } from '../src/tokenizer.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
@@ -113,7 +113,7 @@ function isClean(f: () => void): { ok: boolean; msg: string } {
 /** Everything a model load does with the header: parse, map to HF names, build the tokenizer. */
 function openAll(p: string): void {
   const src = openGgufModel(p);
-  parseHParams(src.config, src.configFile);
+  parseHParams(src.config, src.configFile, src.tensors);
   const spec = ggufTokenizerSpec(src.gguf);
   if (spec) TextTokenizer.fromObjects(spec.json, spec.config, null, p).encode('Hi there, 12 ünïcode');
 }

@@ -1,0 +1,173 @@
+// k-quant matmuls (q4_K, q5_K, q6_K) over GGUF's super-block byte layout as-is (no repack; layouts
+// in src/runtime/quant/kquants.ts), against an activation quantized once per call by quantize_q8_K:
+//   xq: int8 [M, K];  xs: per (row m, super-block b) a 36-byte record at xs + (m·K/256 + b)·36:
+//   f32 d (= max|x|/127 of the 256 values), then 8 × i32 Σ xq of each 32-element sub-block.
+// Per super-block the integer sums of every sub-block are scaled by its integer scale in i32 lanes
+// (exact: |Σ| < 2^31 for every format), converted once, and scaled by d_x·d; q4_K/q5_K subtract
+// d_x·dmin·Σ m[j]·Σxq[j] with the precomputed sub-block sums. K must be a multiple of 256.
+import { hmax, hsum, h2f1 } from './simd';
+
+const BLOCK_BYTES: i32 = 192 * 1024;
+const QK: i32 = 256;
+/** Bytes of one xs record (see above). */
+const XS_REC: i32 = 36;
+
+/**
+ * q8_K-style activation: per 256 values s = max|x|/127, q = nearest(x · (127/max|x|)) (ties to even,
+ * reciprocal rounded to f32 first, as src/runtime/quant's quantizeRow('q8_K')); all-zero: s = 0, q = 0.
+ */
+export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): void {
+  const nb = K >> 8;
+  for (let m = 0; m < M; m++) {
+    for (let b = 0; b < nb; b++) {
+      const i = <usize>m * K + (<usize>b << 8);
+      const p = x + (i << 2);
+      let mx = f32x4.splat(0);
+      for (let j = 0; j < 64; j++) mx = f32x4.max(mx, f32x4.abs(v128.load(p + (<usize>j << 4))));
+      const a = hmax(mx);
+      const rec = xs + <usize>(m * nb + b) * XS_REC;
+      store<f32>(rec, a / 127);
+      const d = f32x4.splat(a > 0 ? <f32>127 / a : 0);
+      for (let g = 0; g < 8; g++) {
+        const pg = p + (<usize>g << 7);
+        const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg), d)));
+        const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 16), d)));
+        const q2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 32), d)));
+        const q3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 48), d)));
+        const q4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 64), d)));
+        const q5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 80), d)));
+        const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 96), d)));
+        const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 112), d)));
+        const s = i32x4.add(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7)));
+        store<i32>(rec + 4 + (<usize>g << 2),
+          i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+        const o = xq + i + (<usize>g << 5);
+        v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+        v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
+      }
+    }
+  }
+}
+
+/** Σ over 32 elements of xq·w as i32 lanes: w given as two i8x16 (elements 0-15, 16-31). */
+// @ts-ignore: decorator
+@inline function dot32(xp: usize, lo: v128, hi: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), i16x8.extend_high_i8x16_s(lo))),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp, 16), i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 24), i16x8.extend_high_i8x16_s(hi))));
+}
+
+/** Σ over 16 elements of xq·w: w as one i8x16. */
+// @ts-ignore: decorator
+@inline function dot16(xp: usize, w: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), i16x8.extend_low_i8x16_s(w)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), i16x8.extend_high_i8x16_s(w)));
+}
+
+/** The 6-bit scale (mins: sel 1) of sub-block j from the 12 packed bytes at p (layout in kquants.ts). */
+// @ts-ignore: decorator
+@inline function scale6(p: usize, j: i32, mins: bool): i32 {
+  const o = mins ? 4 : 0;
+  if (j < 4) return <i32>load<u8>(p + o + j) & 63;
+  const lo = <i32>load<u8>(p + 8 + j - 4);
+  return (mins ? lo >> 4 : lo & 15) | ((<i32>load<u8>(p + o + j - 4) >> 6) << 4);
+}
+
+/** One q4_K (bits 4) or q5_K (bits 5) row against one activation row. */
+// @ts-ignore: decorator
+@inline function rowQ45K(bits: i32, xq: usize, xs: usize, w: usize, nb: i32): f32 {
+  const bb = <usize>(bits == 4 ? 144 : 176), qs0 = <usize>(bits == 4 ? 16 : 48);
+  let acc = f32x4.splat(0);
+  let accMin: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * bb, xb = xq + (<usize>b << 8), rec = xs + <usize>b * XS_REC;
+    const sc = wb + 4;
+    let isum = i32x4.splat(0);
+    let mins: i32 = 0;
+    const h0 = bits == 5 ? v128.load(wb, 16) : i32x4.splat(0), h1 = bits == 5 ? v128.load(wb, 32) : i32x4.splat(0);
+    for (let i = 0; i < 4; i++) {
+      const q = wb + qs0 + (<usize>i << 5);
+      const v0 = v128.load(q), v1 = v128.load(q, 16);
+      let a0 = v128.and(v0, i8x16.splat(15)), a1 = v128.and(v1, i8x16.splat(15));
+      let c0 = i8x16.shr_u(v0, 4), c1 = i8x16.shr_u(v1, 4);
+      const j = i << 1;
+      if (bits == 5) {
+        a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(h0, j), i8x16.splat(1)), 4));
+        a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(h1, j), i8x16.splat(1)), 4));
+        c0 = v128.or(c0, i8x16.shl(v128.and(i8x16.shr_u(h0, j + 1), i8x16.splat(1)), 4));
+        c1 = v128.or(c1, i8x16.shl(v128.and(i8x16.shr_u(h1, j + 1), i8x16.splat(1)), 4));
+      }
+      const xp = xb + (<usize>i << 6);
+      isum = i32x4.add(isum, i32x4.mul(dot32(xp, a0, a1), i32x4.splat(scale6(sc, j, false))));
+      isum = i32x4.add(isum, i32x4.mul(dot32(xp + 32, c0, c1), i32x4.splat(scale6(sc, j + 1, false))));
+      mins += scale6(sc, j, true) * load<i32>(rec + 4 + (<usize>j << 2)) + scale6(sc, j + 1, true) * load<i32>(rec + 8 + (<usize>j << 2));
+    }
+    const dx = load<f32>(rec);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * h2f1(load<u16>(wb)))));
+    accMin += dx * h2f1(load<u16>(wb, 2)) * <f32>mins;
+  }
+  return hsum(acc) - accMin;
+}
+
+/** One q6_K row against one activation row. */
+// @ts-ignore: decorator
+@inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  const m4 = i8x16.splat(15), m2 = i8x16.splat(3), off = i8x16.splat(32);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 210, xb = xq + (<usize>b << 8);
+    let isum = i32x4.splat(0);
+    for (let h = 0; h < 2; h++) {
+      const ql = wb + (<usize>h << 6), qh = wb + 128 + (<usize>h << 5), sc = wb + 192 + (<usize>h << 3);
+      const xh = xb + (<usize>h << 7);
+      const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+      const g0 = v128.load(qh), g1 = v128.load(qh, 16);
+      for (let r = 0; r < 4; r++) {
+        // Quarter r: nibbles of ql[l] (r = 0, 2) or ql[l + 32] (r = 1, 3), low for r < 2; bits 2r.. of qh[l].
+        const a = (r & 1) ? l2 : l0, c = (r & 1) ? l3 : l1;
+        const na = r < 2 ? v128.and(a, m4) : i8x16.shr_u(a, 4);
+        const nc = r < 2 ? v128.and(c, m4) : i8x16.shr_u(c, 4);
+        const w0 = i8x16.sub(v128.or(na, i8x16.shl(v128.and(i8x16.shr_u(g0, r << 1), m2), 4)), off);
+        const w1 = i8x16.sub(v128.or(nc, i8x16.shl(v128.and(i8x16.shr_u(g1, r << 1), m2), 4)), off);
+        const xr = xh + (<usize>r << 5);
+        isum = i32x4.add(isum, i32x4.mul(dot16(xr, w0), i32x4.splat(<i32>load<i8>(sc + (r << 1)))));
+        isum = i32x4.add(isum, i32x4.mul(dot16(xr + 16, w1), i32x4.splat(<i32>load<i8>(sc + (r << 1) + 1))));
+      }
+    }
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xs + <usize>b * XS_REC) * h2f1(load<u16>(wb, 208)))));
+  }
+  return hsum(acc);
+}
+
+// @ts-ignore: decorator
+@inline function matmulK(fmt: i32, out: usize, xq: usize, xs: usize, w: usize, bias: usize,
+  M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
+  const groups = (N + 3) >> 2;
+  const n0 = min<i32>(N, (groups * tid / nth) << 2);
+  const n1 = min<i32>(N, (groups * (tid + 1) / nth) << 2);
+  if (n0 >= n1) return;
+  const nb = K >> 8;
+  const ldw = <usize>nb * (fmt == 4 ? 144 : fmt == 5 ? 176 : 210);
+  const rows = max<i32>(4, (BLOCK_BYTES / <i32>ldw) & ~3);
+  for (let b0 = n0; b0 < n1; b0 += rows) {
+    const b1 = min<i32>(n1, b0 + rows);
+    for (let m = 0; m < M; m++) {
+      const xqr = xq + <usize>m * K, xsr = xs + <usize>(m * nb) * XS_REC, orow = out + ((<usize>m * N) << 2);
+      for (let n = b0; n < b1; n++) {
+        const wr = w + <usize>n * ldw;
+        const r = fmt == 6 ? rowQ6K(xqr, xsr, wr, nb) : rowQ45K(fmt, xqr, xsr, wr, nb);
+        store<f32>(orow + (<usize>n << 2), bias ? r + load<f32>(bias + (<usize>n << 2)) : r);
+      }
+    }
+  }
+}
+
+/** Parallel over n in groups of 4 rows. xq, xs from quantize_q8_K. */
+export function matmul_q4_K(out: usize, xq: usize, xs: usize, w: usize, bias: usize, M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
+  matmulK(4, out, xq, xs, w, bias, M, K, N, tid, nth);
+}
+export function matmul_q5_K(out: usize, xq: usize, xs: usize, w: usize, bias: usize, M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
+  matmulK(5, out, xq, xs, w, bias, M, K, N, tid, nth);
+}
+export function matmul_q6_K(out: usize, xq: usize, xs: usize, w: usize, bias: usize, M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
+  matmulK(6, out, xq, xs, w, bias, M, K, N, tid, nth);
+}

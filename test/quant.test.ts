@@ -252,7 +252,7 @@ function activation(rt: Runtime, type: GgmlTypeName, xq: number, xs: number, M: 
   const y = new Float64Array(M * K);
   for (let i = 0; i < M * K; i++) {
     const blk = Math.floor(i / k.blockElems);
-    y[i] = q[i] * dv.getFloat32(k.blockElems === 32 ? blk * 4 : blk * 36, true);
+    y[i] = q[i] * dv.getFloat32(k.blockElems === 32 ? blk * 4 : blk * 20, true);
   }
   return y;
 }
@@ -325,18 +325,18 @@ test('quantize_q8_K kernel equals quantizeRow(q8_K) codes, scales and sub-block 
   const x = Float32Array.from({ length: M * K }, gauss);
   x.fill(0, 256, 512); // an all-zero super-block: d = 0, codes 0
   const mark = rt.mark();
-  const xp = put(rt, x), xq = rt.alloc(M * K), xs = rt.alloc(M * nb * 36);
+  const xp = put(rt, x), xq = rt.alloc(M * K), xs = rt.alloc(M * nb * 20);
   rt.k.quantize_q8_K(xq, xs, xp, M, K);
-  const q = new Int8Array(rt.u8(xq, M * K).slice().buffer), rec = new DataView(rt.u8(xs, M * nb * 36).slice().buffer);
+  const q = new Int8Array(rt.u8(xq, M * K).slice().buffer), rec = new DataView(rt.u8(xs, M * nb * 20).slice().buffer);
   for (let m = 0; m < M; m++) {
     const ref = quantizeRow('q8_K', x.subarray(m * K, (m + 1) * K)), rv = new DataView(ref.buffer);
     for (let b = 0; b < nb; b++) {
-      const r = (m * nb + b) * 36;
+      const r = (m * nb + b) * 20;
       assert.equal(rec.getFloat32(r, true), rv.getFloat32(b * 292, true), `d[${m},${b}]`);
       for (let j = 0; j < 256; j++) assert.equal(q[m * K + b * 256 + j], (ref[b * 292 + 4 + j] << 24) >> 24, `q[${m},${b * 256 + j}]`);
       for (let g = 0; g < 8; g++) {
         const want = rv.getInt16(b * 292 + 260 + 4 * g, true) + rv.getInt16(b * 292 + 262 + 4 * g, true);
-        assert.equal(rec.getInt32(r + 4 + 4 * g, true), want, `sum[${m},${b},${g}]`);
+        assert.equal(rec.getInt16(r + 4 + 2 * g, true), want, `sum[${m},${b},${g}]`);
       }
     }
   }

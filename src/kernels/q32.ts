@@ -6,10 +6,24 @@
 // the weight codes widen to int16 and meet the activation in i32x4.dot_i16x8_s; the integer sum is
 // converted once and scaled by xs·d (plus xs·m·Σxq for the offset types q4_1/q5_1).
 // out[m, n] = Σ_blocks (xs·d·Σ q·xq + xs·m·Σ xq) + bias[n]. K must be a multiple of 32.
-import { h2f1, hsum } from './simd';
+import { h2f, h2f1, hsum, reduce4i } from './simd';
 
 /** Bytes of weight rows kept in L2 while every x row passes over them (prefill). */
 const BLOCK_BYTES: i32 = 192 * 1024;
+
+/**
+ * Vector constants, read from memory where used: V8 rebuilds a v128.const from immediates at every
+ * use inside a loop (several instructions), while a load from L1 is one.
+ */
+const C = memory.data<u8>([
+  1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128, // 0: one bit per byte
+  0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,           // 16: qh bytes 0, 1 -> elements 0-15
+  2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,           // 32: qh bytes 2, 3 -> elements 16-31
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, // 48
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 64
+  8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,           // 80
+], 16);
+const C_BIT: usize = 0, C_SEL_LO: usize = 16, C_SEL_HI: usize = 32, C_15: usize = 48, C_16: usize = 64, C_8: usize = 80;
 
 const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0: i32 = 4;
 
@@ -21,15 +35,75 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
 /** The 5th bits of 32 codes, from the u32 at `p`: byte j of the result is 0x10 where bit j is set. */
 // @ts-ignore: decorator
 @inline function highBits(h: v128, sel: v128): v128 {
-  const bitsel = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-  const b = v128.and(i8x16.swizzle(h, sel), bitsel);
-  return v128.and(i8x16.ne(b, i8x16.splat(0)), i8x16.splat(0x10));
+  const bit = v128.load(C + C_BIT);
+  return v128.and(i8x16.eq(v128.and(i8x16.swizzle(h, sel), bit), bit), v128.load(C + C_16));
+}
+
+/** The 32 codes of the block at wb as two i8x16 (elements 0-15, 16-31), offsets removed for q4_0/q5_0. */
+// @ts-ignore: decorator
+@inline function codes(fmt: i32, wb: usize, lo_hi: i32): v128 {
+  if (fmt == F_Q8_0) return lo_hi == 0 ? v128.load(wb, 2) : v128.load(wb, 18);
+  const qs = fmt == F_Q4_0 ? 2 : fmt == F_Q4_1 ? 4 : fmt == F_Q5_0 ? 6 : 8;
+  const v = v128.load(wb + qs);
+  let c = lo_hi == 0 ? v128.and(v, v128.load(C + C_15)) : i8x16.shr_u(v, 4);
+  if (fmt == F_Q5_0 || fmt == F_Q5_1) {
+    const h = i32x4.splat(load<u32>(wb + (fmt == F_Q5_0 ? 2 : 4)));
+    c = v128.or(c, highBits(h, v128.load(C + (lo_hi == 0 ? C_SEL_LO : C_SEL_HI))));
+  }
+  if (fmt == F_Q4_0) c = i8x16.sub(c, v128.load(C + C_8));
+  if (fmt == F_Q5_0) c = i8x16.sub(c, v128.load(C + C_16));
+  return c;
+}
+
+/** Σ over one block of xq·codes as i32 lanes; x0..x3 are the block's activations widened to int16. */
+// @ts-ignore: decorator
+@inline function blockDot(fmt: i32, wb: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const lo = codes(fmt, wb, 0), hi = codes(fmt, wb, 1);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(x0, i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(x1, i16x8.extend_high_i8x16_s(lo))),
+    i32x4.add(i32x4.dot_i16x8_s(x2, i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(x3, i16x8.extend_high_i8x16_s(hi))));
+}
+
+/** Four f16 fields at offset `o` of the blocks at w, w+ldw, w+2ldw, w+3ldw, as f32 lanes. */
+// @ts-ignore: decorator
+@inline function halves4(w: usize, ldw: usize, o: usize): v128 {
+  let h = i32x4.splat(<i32>load<i16>(w + o));
+  h = i32x4.replace_lane(h, 1, <i32>load<i16>(w + ldw + o));
+  h = i32x4.replace_lane(h, 2, <i32>load<i16>(w + 2 * ldw + o));
+  h = i32x4.replace_lane(h, 3, <i32>load<i16>(w + 3 * ldw + o));
+  return h2f(h);
 }
 
 /**
- * One row of weights (fmt) against one quantized x row: Σ over blocks, accumulated in f32 lanes.
- * `fmt` is a constant at every call site, so inlining folds the format switches away.
+ * out[0..4] for one activation row and four weight rows (ldw bytes apart): each activation block is
+ * loaded once for the four rows; their integer sums are transposed into one i32x4 and scaled by the
+ * four rows' d (and m) in one vector multiply. `fmt` is a constant at every call site, so inlining
+ * folds the format switches away.
  */
+// @ts-ignore: decorator
+@inline function rows4(fmt: i32, out: usize, xq: usize, xs: usize, w: usize, ldw: usize, nb: i32, bias: usize): void {
+  const bb = <usize>blockBytes(fmt);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const xp = xq + (<usize>b << 5);
+    const x0 = v128.load8x8_s(xp), x1 = v128.load8x8_s(xp, 8), x2 = v128.load8x8_s(xp, 16), x3 = v128.load8x8_s(xp, 24);
+    const wb = w + <usize>b * bb;
+    const d = reduce4i(blockDot(fmt, wb, x0, x1, x2, x3), blockDot(fmt, wb + ldw, x0, x1, x2, x3),
+      blockDot(fmt, wb + 2 * ldw, x0, x1, x2, x3), blockDot(fmt, wb + 3 * ldw, x0, x1, x2, x3));
+    const s = f32x4.splat(load<f32>(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.mul(s, halves4(wb, ldw, 0))));
+    if (fmt == F_Q4_1 || fmt == F_Q5_1) {
+      // Σ xq over the block (|sum| <= 4·127 per int16 lane), times each row's m.
+      const sx = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)));
+      const t = i32x4.add(sx, i32x4.shuffle(sx, sx, 2, 3, 0, 1));
+      const all = i32x4.add(t, i32x4.shuffle(t, t, 1, 0, 3, 2));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(all), f32x4.mul(s, halves4(wb, ldw, 2))));
+    }
+  }
+  v128.store(out, bias ? f32x4.add(acc, v128.load(bias)) : acc);
+}
+
+/** One row of weights against one activation row (the N % 4 tail). */
 // @ts-ignore: decorator
 @inline function rowDot(fmt: i32, xq: usize, xs: usize, w: usize, nb: i32): f32 {
   const bb = <usize>blockBytes(fmt);
@@ -38,29 +112,10 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
     const xp = xq + (<usize>b << 5);
     const x0 = v128.load8x8_s(xp), x1 = v128.load8x8_s(xp, 8), x2 = v128.load8x8_s(xp, 16), x3 = v128.load8x8_s(xp, 24);
     const wb = w + <usize>b * bb;
-    let lo: v128, hi: v128;
-    if (fmt == F_Q8_0) {
-      lo = v128.load(wb, 2); hi = v128.load(wb, 18);
-    } else {
-      const qs = fmt == F_Q4_0 ? 2 : fmt == F_Q4_1 ? 4 : fmt == F_Q5_0 ? 6 : 8;
-      const v = v128.load(wb + qs);
-      lo = v128.and(v, i8x16.splat(15));
-      hi = i8x16.shr_u(v, 4);
-      if (fmt == F_Q5_0 || fmt == F_Q5_1) {
-        const h = i32x4.splat(load<u32>(wb + (fmt == F_Q5_0 ? 2 : 4)));
-        lo = v128.or(lo, highBits(h, i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
-        hi = v128.or(hi, highBits(h, i8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)));
-      }
-      if (fmt == F_Q4_0) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
-      if (fmt == F_Q5_0) { lo = i8x16.sub(lo, i8x16.splat(16)); hi = i8x16.sub(hi, i8x16.splat(16)); }
-    }
-    const p = i32x4.add(
-      i32x4.add(i32x4.dot_i16x8_s(x0, i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(x1, i16x8.extend_high_i8x16_s(lo))),
-      i32x4.add(i32x4.dot_i16x8_s(x2, i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(x3, i16x8.extend_high_i8x16_s(hi))));
+    const p = blockDot(fmt, wb, x0, x1, x2, x3);
     const s = load<f32>(xs + (<usize>b << 2));
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(p), f32x4.splat(s * h2f1(load<u16>(wb)))));
     if (fmt == F_Q4_1 || fmt == F_Q5_1) {
-      // Σ xq over the block: four int16 vectors (|sum| <= 4·127 per lane), then pairwise to i32.
       const sx = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)));
       acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sx), f32x4.splat(s * h2f1(load<u16>(wb, 2)))));
     }
@@ -82,7 +137,11 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
     const b1 = min<i32>(n1, b0 + rows);
     for (let m = 0; m < M; m++) {
       const xqr = xq + <usize>m * K, xsr = xs + ((<usize>m * nb) << 2), orow = out + ((<usize>m * N) << 2);
-      for (let n = b0; n < b1; n++) {
+      let n = b0;
+      for (; n + 4 <= b1; n += 4) {
+        rows4(fmt, orow + (<usize>n << 2), xqr, xsr, w + <usize>n * ldw, ldw, nb, bias ? bias + (<usize>n << 2) : 0);
+      }
+      for (; n < b1; n++) {
         const r = rowDot(fmt, xqr, xsr, w + <usize>n * ldw, nb);
         store<f32>(orow + (<usize>n << 2), bias ? r + load<f32>(bias + (<usize>n << 2)) : r);
       }

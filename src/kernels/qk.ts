@@ -1,7 +1,7 @@
 // k-quant matmuls (q4_K, q5_K, q6_K) over GGUF's super-block byte layout as-is (no repack; layouts
 // in src/runtime/quant/kquants.ts), against an activation quantized once per call by quantize_q8_K:
-//   xq: int8 [M, K];  xs: per (row m, super-block b) a 36-byte record at xs + (m·K/256 + b)·36:
-//   f32 d (= max|x|/127 of the 256 values), then 8 × i32 Σ xq of each 32-element sub-block.
+//   xq: int8 [M, K];  xs: per (row m, super-block b) a 20-byte record at xs + (m·K/256 + b)·20:
+//   f32 d (= max|x|/127 of the 256 values), then 8 × i16 Σ xq of each 32-element sub-block.
 // Per super-block the integer sums of every sub-block are scaled by its integer scale in i32 lanes
 // (exact: |Σ| < 2^31 for every format), converted once, and scaled by d_x·d; q4_K/q5_K subtract
 // d_x·dmin·Σ m[j]·Σxq[j] with the precomputed sub-block sums. K must be a multiple of 256.
@@ -9,8 +9,21 @@ import { hmax, hsum, h2f1 } from './simd';
 
 const BLOCK_BYTES: i32 = 192 * 1024;
 const QK: i32 = 256;
+/** Vector constants, loaded where used (V8 rebuilds a v128.const at every use; see q32.ts). */
+const C = memory.data<u8>([
+  0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 255, 255, 255, 255,           // 0: scales6 gather
+  63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0,         // 16: scales6 masks
+  255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 8, 9, 10, 11, // 32: mins nibbles
+  255, 255, 255, 255, 0, 1, 2, 3, 255, 255, 255, 255, 4, 5, 6, 7,     // 48: top bits
+  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,     // 64
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,                     // 80
+  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,                     // 96
+  32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,     // 112
+], 16);
+const C_15: usize = 64, C_1: usize = 80, C_3: usize = 96, C_32: usize = 112;
+
 /** Bytes of one xs record (see above). */
-const XS_REC: i32 = 36;
+const XS_REC: i32 = 20;
 
 /**
  * q8_K-style activation: per 256 values s = max|x|/127, q = nearest(x · (127/max|x|)) (ties to even,
@@ -39,8 +52,8 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
         const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 96), d)));
         const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pg, 112), d)));
         const s = i32x4.add(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7)));
-        store<i32>(rec + 4 + (<usize>g << 2),
-          i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+        store<i16>(rec + 4 + (<usize>g << 1),
+          <i16>(i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)));
         const o = xq + i + (<usize>g << 5);
         v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
         v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
@@ -63,13 +76,20 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   return i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), i16x8.extend_low_i8x16_s(w)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), i16x8.extend_high_i8x16_s(w)));
 }
 
-/** The 6-bit scale (mins: sel 1) of sub-block j from the 12 packed bytes at p (layout in kquants.ts). */
+/**
+ * The eight 6-bit scales (lanes 0-7) and mins (lanes 8-15) of a q4_K/q5_K super-block from its 12
+ * packed bytes, loaded as one v128 from the block's byte 4 (the 4 bytes past them are qh/qs of the
+ * same block). Layout in src/runtime/quant/kquants.ts:
+ *   sc[j<4] = b[j] & 63            sc[j>=4] = (b[j+4] & 15) | (b[j-4] >> 6) << 4
+ *   m[j<4]  = b[j+4] & 63          m[j>=4]  = (b[j+4] >> 4) | (b[j] >> 6) << 4
+ */
 // @ts-ignore: decorator
-@inline function scale6(p: usize, j: i32, mins: bool): i32 {
-  const o = mins ? 4 : 0;
-  if (j < 4) return <i32>load<u8>(p + o + j) & 63;
-  const lo = <i32>load<u8>(p + 8 + j - 4);
-  return (mins ? lo >> 4 : lo & 15) | ((<i32>load<u8>(p + o + j - 4) >> 6) << 4);
+@inline function scales6(v: v128): v128 {
+  // Swizzle indexes of 255 are out of range: those lanes become 0.
+  const lo = v128.and(i8x16.swizzle(v, v128.load(C)), v128.load(C, 16));
+  const nib = i8x16.swizzle(i8x16.shr_u(v, 4), v128.load(C, 32));
+  const top = i8x16.shl(i8x16.shr_u(i8x16.swizzle(v, v128.load(C, 48)), 6), 4);
+  return v128.or(v128.or(lo, nib), top);
 }
 
 /** One q4_K (bits 4) or q5_K (bits 5) row against one activation row. */
@@ -77,42 +97,48 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
 @inline function rowQ45K(bits: i32, xq: usize, xs: usize, w: usize, nb: i32): f32 {
   const bb = <usize>(bits == 4 ? 144 : 176), qs0 = <usize>(bits == 4 ? 16 : 48);
   let acc = f32x4.splat(0);
-  let accMin: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * bb, xb = xq + (<usize>b << 8), rec = xs + <usize>b * XS_REC;
-    const sc = wb + 4;
+    const scm = scales6(v128.load(wb, 4));
     let isum = i32x4.splat(0);
-    let mins: i32 = 0;
     const h0 = bits == 5 ? v128.load(wb, 16) : i32x4.splat(0), h1 = bits == 5 ? v128.load(wb, 32) : i32x4.splat(0);
     for (let i = 0; i < 4; i++) {
       const q = wb + qs0 + (<usize>i << 5);
       const v0 = v128.load(q), v1 = v128.load(q, 16);
-      let a0 = v128.and(v0, i8x16.splat(15)), a1 = v128.and(v1, i8x16.splat(15));
+      const m15 = v128.load(C + C_15);
+      let a0 = v128.and(v0, m15), a1 = v128.and(v1, m15);
       let c0 = i8x16.shr_u(v0, 4), c1 = i8x16.shr_u(v1, 4);
       const j = i << 1;
       if (bits == 5) {
-        a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(h0, j), i8x16.splat(1)), 4));
-        a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(h1, j), i8x16.splat(1)), 4));
-        c0 = v128.or(c0, i8x16.shl(v128.and(i8x16.shr_u(h0, j + 1), i8x16.splat(1)), 4));
-        c1 = v128.or(c1, i8x16.shl(v128.and(i8x16.shr_u(h1, j + 1), i8x16.splat(1)), 4));
+        const one = v128.load(C + C_1);
+        a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(h0, j), one), 4));
+        a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(h1, j), one), 4));
+        c0 = v128.or(c0, i8x16.shl(v128.and(i8x16.shr_u(h0, j + 1), one), 4));
+        c1 = v128.or(c1, i8x16.shl(v128.and(i8x16.shr_u(h1, j + 1), one), 4));
       }
+      // Lane j of scm is sc[j]; swizzle can't take a variable index cheaply, so four cases.
+      let s0: i32, s1: i32;
+      if (i == 0) { s0 = i8x16.extract_lane_u(scm, 0); s1 = i8x16.extract_lane_u(scm, 1); }
+      else if (i == 1) { s0 = i8x16.extract_lane_u(scm, 2); s1 = i8x16.extract_lane_u(scm, 3); }
+      else if (i == 2) { s0 = i8x16.extract_lane_u(scm, 4); s1 = i8x16.extract_lane_u(scm, 5); }
+      else { s0 = i8x16.extract_lane_u(scm, 6); s1 = i8x16.extract_lane_u(scm, 7); }
       const xp = xb + (<usize>i << 6);
-      isum = i32x4.add(isum, i32x4.mul(dot32(xp, a0, a1), i32x4.splat(scale6(sc, j, false))));
-      isum = i32x4.add(isum, i32x4.mul(dot32(xp + 32, c0, c1), i32x4.splat(scale6(sc, j + 1, false))));
-      mins += scale6(sc, j, true) * load<i32>(rec + 4 + (<usize>j << 2)) + scale6(sc, j + 1, true) * load<i32>(rec + 8 + (<usize>j << 2));
+      isum = i32x4.add(isum, i32x4.mul(dot32(xp, a0, a1), i32x4.splat(s0)));
+      isum = i32x4.add(isum, i32x4.mul(dot32(xp + 32, c0, c1), i32x4.splat(s1)));
     }
+    // Σ m[j]·Σxq[j]: the mins as int16 against the record's int16 sub-block sums.
+    const mins = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(scm), v128.load(rec, 4));
     const dx = load<f32>(rec);
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * h2f1(load<u16>(wb)))));
-    accMin += dx * h2f1(load<u16>(wb, 2)) * <f32>mins;
+    acc = f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(mins), f32x4.splat(dx * h2f1(load<u16>(wb, 2)))));
   }
-  return hsum(acc) - accMin;
+  return hsum(acc);
 }
 
 /** One q6_K row against one activation row. */
 // @ts-ignore: decorator
 @inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32): f32 {
   let acc = f32x4.splat(0);
-  const m4 = i8x16.splat(15), m2 = i8x16.splat(3), off = i8x16.splat(32);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210, xb = xq + (<usize>b << 8);
     let isum = i32x4.splat(0);
@@ -124,6 +150,7 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
       for (let r = 0; r < 4; r++) {
         // Quarter r: nibbles of ql[l] (r = 0, 2) or ql[l + 32] (r = 1, 3), low for r < 2; bits 2r.. of qh[l].
         const a = (r & 1) ? l2 : l0, c = (r & 1) ? l3 : l1;
+        const m4 = v128.load(C + C_15), m2 = v128.load(C + C_3), off = v128.load(C + C_32);
         const na = r < 2 ? v128.and(a, m4) : i8x16.shr_u(a, 4);
         const nc = r < 2 ? v128.and(c, m4) : i8x16.shr_u(c, 4);
         const w0 = i8x16.sub(v128.or(na, i8x16.shl(v128.and(i8x16.shr_u(g0, r << 1), m2), 4)), off);

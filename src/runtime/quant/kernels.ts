@@ -17,14 +17,14 @@ export interface QuantMatmul {
   blockElems: number;
   /** Bytes of the int8 activation codes. */
   xqBytes(M: number, K: number): number;
-  /** Bytes of the activation scales (q8_0: f32 per 32; q8_K: 36-byte record per 256). */
+  /** Bytes of the activation scales (q8_0: f32 per 32; q8_K: a 20-byte record per 256, f32 d then 8 × i16 sub-block sums). */
   xsBytes(M: number, K: number): number;
 }
 
 const q8_0Act = { quantize: 'quantize_q8', blockElems: 32, xqBytes: (M: number, K: number) => M * K,
   xsBytes: (M: number, K: number) => M * (K / 32) * 4 } as const;
 const q8_KAct = { quantize: 'quantize_q8_K', blockElems: 256, xqBytes: (M: number, K: number) => M * K,
-  xsBytes: (M: number, K: number) => M * (K / 256) * 36 } as const;
+  xsBytes: (M: number, K: number) => M * (K / 256) * 20 } as const;
 
 /** Block types with a SIMD matmul. (f32/f16/bf16 have matmul_f32/f16/bf16; q8_K is activation-only.) */
 export const QUANT_MATMUL: Readonly<Partial<Record<GgmlTypeName, QuantMatmul>>> = Object.freeze({

@@ -15,7 +15,23 @@ const THREADS = threadsArg ? threadsArg.slice(10).split(',').map(Number) : [1, 2
 const WARM_MS = 400, ROUNDS = quick ? 8 : 24, ROUND_MS = 50;
 
 /** best: fastest round; ms: median round. This 2-vCPU machine is shared, so the spread is reported. */
-interface Row { case: string; threads: number; ms: number; best: number; gbps: number; gflops: number }
+interface Row { case: string; threads: number; ms: number; best: number; gbps: number; gflops: number; cpu_ms?: number }
+
+/**
+ * Median CPU time per call (process user+system) over 5 rounds: with 1 thread the pool has no
+ * workers, so this leaves out time the call spent preempted by other processes on a loaded machine.
+ */
+function cpuTime(fn: () => void): number {
+  const per: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const c0 = process.cpuUsage();
+    let n = 0;
+    for (const t0 = performance.now(); performance.now() - t0 < ROUND_MS; n++) fn();
+    const c = process.cpuUsage(c0);
+    per.push((c.user + c.system) / 1000 / n);
+  }
+  return per.sort((a, b) => a - b)[2];
+}
 
 /** Median and best per-call time over ROUNDS rounds of ROUND_MS each, after a warm-up. */
 function time(fn: () => void): { ms: number; best: number } {
@@ -100,7 +116,8 @@ for (const threads of THREADS) {
       const { w, bytes } = blockWeights(rt, type, N, K);
       const args = [out, xq, xs, w, 0, 1, K, N];
       const t = time(() => rt.run(k.matmul, args));
-      rows.push({ case: `gemv ${type} ${label}`, threads, ...t, gbps: bytes / t.ms / 1e6, gflops: 2 * K * N / t.ms / 1e6 });
+      const cpu = threads === 1 ? { cpu_ms: cpuTime(() => rt.run(k.matmul, args)) } : {};
+      rows.push({ case: `gemv ${type} ${label}`, threads, ...t, gbps: bytes / t.ms / 1e6, gflops: 2 * K * N / t.ms / 1e6, ...cpu });
       if (threads === THREADS[0] && label === QUANT_SHAPES[0][0] && (type === 'q8_0' || type === 'q4_K')) {
         extra[`${k.quantize}_1x${K}_us`] = time(() => rt.k[k.quantize](xq, xs, x, 1, K)).ms * 1000;
       }
@@ -112,8 +129,10 @@ for (const threads of THREADS) {
       const q8 = weights(rt, 'q8', N, K);
       const xq = rt.alloc(K), xs = rt.alloc(K / 8);
       rt.k.quantize_q8(xq, xs, x, 1, K);
-      const tq = time(() => rt.run('matmul_q8', [out, xq, xs, q8.w, q8.ws, 0, 1, K, N]));
-      rows.push({ case: `gemv q8 planar ${label}`, threads, ...tq, gbps: q8.bytes / tq.ms / 1e6, gflops: 2 * K * N / tq.ms / 1e6 });
+      const q8args = [out, xq, xs, q8.w, q8.ws, 0, 1, K, N];
+      const tq = time(() => rt.run('matmul_q8', q8args));
+      const cpu = threads === 1 ? { cpu_ms: cpuTime(() => rt.run('matmul_q8', q8args)) } : {};
+      rows.push({ case: `gemv q8 planar ${label}`, threads, ...tq, gbps: q8.bytes / tq.ms / 1e6, gflops: 2 * K * N / tq.ms / 1e6, ...cpu });
       rt.release(mark);
     }
   }
@@ -184,3 +203,9 @@ console.log('| case | threads | ms (median) | ms (best) | GB/s (weights, median)
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) console.log(`| ${r.case} | ${r.threads} | ${r.ms.toFixed(3)} | ${r.best.toFixed(3)} | ${r.gbps.toFixed(1)} | ${r.gflops.toFixed(1)} |`);
 for (const [k, v] of Object.entries(extra)) console.log(`${k}: ${v.toFixed(2)}`);
+const cpuRows = rows.filter((r) => r.cpu_ms !== undefined);
+if (cpuRows.length) {
+  console.log('| case (1 thread) | CPU ms per call (median) | GB/s of weights per CPU second |');
+  console.log('|---|---|---|');
+  for (const r of cpuRows) console.log(`| ${r.case} | ${r.cpu_ms!.toFixed(3)} | ${(r.gbps * r.ms / r.cpu_ms!).toFixed(1)} |`);
+}

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
-import { QUANT_MATMUL, QUANT_TYPES, chooseType, dequantizeRow, quantType, quantizeRow, rowBytes,
+import { QUANT_MATMUL, QUANT_TYPES, chooseType, dequantizeRow, fallbackSummary, quantType, quantizeRow, rowBytes,
   type GgmlTypeName } from '../src/runtime/quant/index.js';
 import { StreamlmError } from '../src/errors.js';
 import { searchMode } from '../src/runtime/quant/search.js';
@@ -153,6 +153,12 @@ test('chooseType falls back per tensor as llama.cpp does', () => {
   assert.deepEqual(c('q4_K', 100), ['f16', true]);
   assert.deepEqual(c('q8_0', 100), ['f16', true]);
   assert.equal(chooseType('q4_K', 576).reason, "row width 576 is not a multiple of q4_K's super-blocks of 256: stored as q5_0");
+  const summary = fallbackSummary('q4_K', [
+    { name: 'blk.0.attn_q.weight', choice: chooseType('q4_K', 256) },
+    { name: 'blk.0.ffn_down.weight', choice: chooseType('q4_K', 576) },
+  ]);
+  assert.equal(summary, "q4_K: 1 tensors; 1 fell back (row width 576 is not a multiple of q4_K's super-blocks of 256): q5_0 for blk.0.ffn_down.weight");
+  assert.equal(fallbackSummary('q8_0', [{ name: 'a', choice: chooseType('q8_0', 64) }]), 'q8_0: 1 tensors');
 });
 
 // ------------------------------------------------------------------ 2. quantizer error

@@ -98,3 +98,18 @@ export function chooseType(requested: TypeArg, rowWidth: number): TypeChoice {
   const why = t.blockElems === QK_K ? `super-blocks of ${QK_K}` : `blocks of ${t.blockElems}`;
   return { type: to, fallback: true, reason: `row width ${rowWidth} is not a multiple of ${t.name}'s ${why}: stored as ${to.name}` };
 }
+
+/**
+ * One line for a quantize summary: how many tensors got the requested type and which fell back to
+ * what, e.g. "q4_K: 50 tensors; 8 fell back (row width 576 is not a multiple of q4_K's super-blocks
+ * of 256): q5_0 for blk.0.ffn_down.weight, ...".
+ */
+export function fallbackSummary(requested: TypeArg, tensors: { name: string; choice: TypeChoice }[]): string {
+  const t = resolve(requested);
+  const kept = tensors.filter((e) => !e.choice.fallback).length;
+  const fell = tensors.filter((e) => e.choice.fallback);
+  if (!fell.length) return `${t.name}: ${kept} tensors`;
+  const reasons = [...new Set(fell.map((e) => e.choice.reason.replace(/: stored as .*$/, '')))];
+  const list = fell.map((e) => `${e.choice.type.name} for ${e.name}`);
+  return `${t.name}: ${kept} tensors; ${fell.length} fell back (${reasons.join('; ')}): ${list.join(', ')}`;
+}

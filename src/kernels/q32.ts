@@ -134,7 +134,7 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
  * 8·Σxq once per block instead of 8 from every code; q4_1 needs it for m).
  */
 // @ts-ignore: decorator
-@inline function prepNibbleX(dst: usize, xq: usize, nb: i32): void {
+@inline export function prepNibbleX(dst: usize, xq: usize, nb: i32): void {
   const sums = dst + (<usize>nb << 6);
   for (let b = 0; b < nb; b++) {
     const xa = v128.load(xq + (<usize>b << 5)), xb = v128.load(xq + (<usize>b << 5), 16);

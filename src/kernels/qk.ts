@@ -5,7 +5,8 @@
 // Per super-block the integer sums of every sub-block are scaled by its integer scale in i32 lanes
 // (exact: |Σ| < 2^31 for every format), converted once, and scaled by d_x·d; q4_K/q5_K subtract
 // d_x·dmin·Σ m[j]·Σxq[j] with the precomputed sub-block sums. K must be a multiple of 256.
-import { hmax, hsum, h2f1 } from './simd';
+import { hmax, hsum, h2f1, scratchBytes, scratchPtr } from './simd';
+import { prepNibbleX } from './q32';
 
 const BLOCK_BYTES: i32 = 192 * 1024;
 const QK: i32 = 256;
@@ -21,6 +22,8 @@ const C = memory.data<u8>([
   32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,     // 112
 ], 16);
 const C_15: usize = 64, C_1: usize = 80, C_3: usize = 96, C_32: usize = 112;
+/** int16 lanes of 15. */
+const C16 = memory.data<u8>([15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0], 16);
 
 /** Bytes of one xs record (see above). */
 const XS_REC: i32 = 20;
@@ -135,6 +138,43 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   return hsum(acc);
 }
 
+/**
+ * q4_K row against an activation row rearranged by prepNibbleX (int16, per 16 values the even ones
+ * then the odd ones): the qs bytes are read as int16 lanes, so each code comes out with one mask or
+ * shift and nothing is widened (same arithmetic as rowQ45K(4, ...), fewer instructions).
+ */
+// @ts-ignore: decorator
+@inline function rowQ4KNibble(xr: usize, xs: usize, w: usize, nb: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const wb = w + <usize>b * 144, xb = xr + (<usize>b << 9), rec = xs + <usize>b * XS_REC;
+    const scm = scales6(v128.load(wb, 4));
+    let isum = i32x4.splat(0);
+    for (let i = 0; i < 4; i++) {
+      const q = wb + 16 + (<usize>i << 5);
+      const v0 = v128.load(q), v1 = v128.load(q, 16), m = v128.load(C16);
+      const xp = xb + (<usize>i << 7);
+      const lo = i32x4.add(
+        i32x4.add(i32x4.dot_i16x8_s(v128.load(xp), v128.and(v0, m)), i32x4.dot_i16x8_s(v128.load(xp, 16), v128.and(i16x8.shr_u(v0, 8), m))),
+        i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 32), v128.and(v1, m)), i32x4.dot_i16x8_s(v128.load(xp, 48), v128.and(i16x8.shr_u(v1, 8), m))));
+      const hi = i32x4.add(
+        i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 64), v128.and(i16x8.shr_u(v0, 4), m)), i32x4.dot_i16x8_s(v128.load(xp, 80), i16x8.shr_u(v0, 12))),
+        i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 96), v128.and(i16x8.shr_u(v1, 4), m)), i32x4.dot_i16x8_s(v128.load(xp, 112), i16x8.shr_u(v1, 12))));
+      let s0: i32, s1: i32;
+      if (i == 0) { s0 = i8x16.extract_lane_u(scm, 0); s1 = i8x16.extract_lane_u(scm, 1); }
+      else if (i == 1) { s0 = i8x16.extract_lane_u(scm, 2); s1 = i8x16.extract_lane_u(scm, 3); }
+      else if (i == 2) { s0 = i8x16.extract_lane_u(scm, 4); s1 = i8x16.extract_lane_u(scm, 5); }
+      else { s0 = i8x16.extract_lane_u(scm, 6); s1 = i8x16.extract_lane_u(scm, 7); }
+      isum = i32x4.add(isum, i32x4.add(i32x4.mul(lo, i32x4.splat(s0)), i32x4.mul(hi, i32x4.splat(s1))));
+    }
+    const mins = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(scm), v128.load(rec, 4));
+    const dx = load<f32>(rec);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dx * h2f1(load<u16>(wb)))));
+    acc = f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(mins), f32x4.splat(dx * h2f1(load<u16>(wb, 2)))));
+  }
+  return hsum(acc);
+}
+
 /** One q6_K row against one activation row. */
 // @ts-ignore: decorator
 @inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32): f32 {
@@ -179,9 +219,12 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
     const b1 = min<i32>(n1, b0 + rows);
     for (let m = 0; m < M; m++) {
       const xqr = xq + <usize>m * K, xsr = xs + <usize>(m * nb) * XS_REC, orow = out + ((<usize>m * N) << 2);
+      // q4_K: rearrange the activation row once per pass (prepNibbleX: 68 bytes per 32 values).
+      const nibble = fmt == 4 && <usize>(nb << 3) * 68 <= scratchBytes;
+      if (nibble) prepNibbleX(scratchPtr, xqr, nb << 3);
       for (let n = b0; n < b1; n++) {
         const wr = w + <usize>n * ldw;
-        const r = fmt == 6 ? rowQ6K(xqr, xsr, wr, nb) : rowQ45K(fmt, xqr, xsr, wr, nb);
+        const r = fmt == 6 ? rowQ6K(xqr, xsr, wr, nb) : nibble ? rowQ4KNibble(scratchPtr, xsr, wr, nb) : rowQ45K(fmt, xqr, xsr, wr, nb);
         store<f32>(orow + (<usize>n << 2), bias ? r + load<f32>(bias + (<usize>n << 2)) : r);
       }
     }

@@ -15,6 +15,7 @@ import { StreamlmError, check } from '../errors.js';
 import { parseHParams } from '../models/registry.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { f16BitsToF32, f32ToF16Bits } from '../runtime/quant/f16.js';
 import { vocabFromHf, type GgufVocab } from './gguf-vocab.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
@@ -61,44 +62,8 @@ export const Q8_0_BLOCK_BYTES = 34;
 
 // --- number conversions ---
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** f32 -> IEEE half bits, round to nearest even (as numpy / ggml's F16C path). */
-export function f32ToF16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const b = u32Scratch[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is still right
-  return sign | h;
-}
-
-/** IEEE half bits -> f32 value. */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
+// f16 conversions live with the quantizers (src/runtime/quant/f16.ts); re-exported for callers here.
+export { f32ToF16Bits, f16BitsToF32 };
 
 /** Converts `n` f32 values to f16 bits into `out`. */
 export function f32ToF16Array(src: Float32Array, out: Uint16Array): void {

@@ -16,10 +16,14 @@ import { parseHParams } from '../models/registry.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { f16BitsToF32, f32ToF16Bits } from '../runtime/quant/f16.js';
+import { chooseType, quantizeRow, quantType, rowBytes } from '../runtime/quant/index.js';
 import { vocabFromHf, type GgufVocab } from './gguf-vocab.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
-export type GgufDtype = 'f32' | 'f16' | 'q8_0';
+export type GgufDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_K' | 'q5_K' | 'q6_K';
+
+/** Every GgufDtype, for flag checks and help. */
+export const GGUF_TYPES: readonly GgufDtype[] = ['f32', 'f16', 'q8_0', 'q6_K', 'q5_K', 'q5_1', 'q5_0', 'q4_K', 'q4_1', 'q4_0'];
 
 export interface ExportGgufOptions {
   /** Precision of 2-D weights. Default 'f32'. */
@@ -33,6 +37,10 @@ export interface ExportGgufResult {
   tensors: number;
   /** Bytes of tensor data (without header and padding). */
   dataBytes: number;
+  /** How many tensors were stored in each ggml type. */
+  types: Record<string, number>;
+  /** Tensors whose rows cannot hold the requested blocks, and what they were stored as instead. */
+  fallbacks: { name: string; reason: string }[];
 }
 
 // --- format constants (gguf-py/gguf/constants.py; append-only upstream) ---
@@ -51,7 +59,7 @@ export const GgufType = {
 export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
 
 /** llama_ftype, written as general.file_type. */
-const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q4_K: 14, q5_K: 16, q6_K: 18 };
 
 /** SentencePiece token types (llama_token_type). */
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6;
@@ -206,13 +214,13 @@ interface Plan {
   permuteHeads?: number;
 }
 
-function bytesOf(type: number, n: number): number {
+function bytesOf(type: number, n: number, cols: number): number {
   if (type === GgmlType.F32) return n * 4;
   if (type === GgmlType.F16) return n * 2;
-  return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  return (n / cols) * rowBytes(quantType(type), cols);
 }
 
-function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string): Plan[] {
+function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string, fallbacks: ExportGgufResult['fallbacks']): Plan[] {
   const out: Plan[] = [];
   const add = (hf: string, name: string, opts: { optional?: boolean; permuteHeads?: number } = {}): void => {
     const src = tensors.get(hf);
@@ -221,11 +229,15 @@ function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtyp
       throw new StreamlmError('tensor missing', { file, field: hf });
     }
     const n = src.shape.reduce((a, b) => a * b, 1);
+    const cols = src.shape[src.shape.length - 1];
     let type: number = GgmlType.F32;
     if (src.shape.length >= 2 && dtype !== 'f32') {
-      type = dtype === 'q8_0' && src.shape[src.shape.length - 1] % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+      // Rows that cannot hold the blocks fall back per tensor, as llama.cpp does (chooseType).
+      const choice = chooseType(dtype, cols);
+      type = choice.type.id;
+      if (choice.fallback) fallbacks.push({ name, reason: choice.reason });
     }
-    out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n), src, permuteHeads: opts.permuteHeads });
+    out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n, cols), src, permuteHeads: opts.permuteHeads });
   };
   add('model.embed_tokens.weight', 'token_embd.weight');
   for (let l = 0; l < dims.layers; l++) {
@@ -428,9 +440,12 @@ const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
  */
 export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptions = {}): ExportGgufResult {
   const dtype = opts.dtype ?? 'f32';
-  if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (f32, f16, q8_0)`, { field: 'dtype' });
+  if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (${GGUF_TYPES.join(', ')})`, { field: 'dtype' });
   const { dims, tensors } = readDims(hfDir);
-  const plans = plan(dims, tensors, dtype, hfDir);
+  const fallbacks: ExportGgufResult['fallbacks'] = [];
+  const plans = plan(dims, tensors, dtype, hfDir, fallbacks);
+  const types: Record<string, number> = {};
+  for (const p of plans) { const t = quantType(p.type).name; types[t] = (types[t] ?? 0) + 1; }
 
   const head = new ByteSink();
   const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model', vocabFromHf(hfDir, dims.vocab, dims.config));
@@ -476,7 +491,7 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
     ok = true;
     closeSync(fd);
     renameSync(tmp, outFile);
-    return { file: outFile, tensors: plans.length, dataBytes };
+    return { file: outFile, tensors: plans.length, dataBytes, types, fallbacks };
   } finally {
     if (!ok) {
       closeSync(fd);
@@ -508,6 +523,11 @@ function encodeTensor(p: Plan): Uint8Array {
     return new Uint8Array(out.buffer);
   }
   const out = new Uint8Array(p.bytes);
-  quantizeQ8_0(x, out);
+  if (p.type === GgmlType.Q8_0) {
+    quantizeQ8_0(x, out); // ggml's round-to-nearest rule, as llama.cpp writes Q8_0
+    return out;
+  }
+  const type = quantType(p.type), cols = p.shape[p.shape.length - 1], rb = rowBytes(type, cols);
+  for (let r = 0; r < x.length / cols; r++) quantizeRow(type, x.subarray(r * cols, (r + 1) * cols), out.subarray(r * rb, (r + 1) * rb));
   return out;
 }

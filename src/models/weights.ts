@@ -3,6 +3,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
+import { dequantizeRow, quantType, rowBytes, QUANT_MATMUL } from '../runtime/quant/index.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
 import type { DenseLinear, Linear, LowRankLinear } from './linear.js';
 import type { HParams } from './config.js';
@@ -28,6 +29,15 @@ export interface RowSource { name: string; rowMap?: Int32Array }
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 const NATIVE: Record<string, 'f32' | 'f16' | 'bf16'> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
+/** The kernel for a GGML block dtype (as TensorInfo spells it), or null for float dtypes and types without one. */
+function blockKernel(dtype: string): { type: ReturnType<typeof quantType>; matmul: NonNullable<(typeof QUANT_MATMUL)[keyof typeof QUANT_MATMUL]>['matmul'] } | null {
+  if (dtype in DTYPE_BYTES) return null;
+  let type;
+  try { type = quantType(dtype); } catch { return null; }
+  const k = QUANT_MATMUL[type.name];
+  return k ? { type, matmul: k.matmul } : null;
+}
+
 /** Reads checkpoint tensors into wasm memory, fusing, reordering, converting and quantizing. */
 export class WeightLoader {
   /** Weight bytes resident in wasm memory. */
@@ -45,7 +55,7 @@ export class WeightLoader {
   info(name: string, shape?: number[]): TensorInfo {
     const t = this.md.tensors.get(name);
     if (!t) throw new StreamlmError(`tensor '${name}' is missing from the checkpoint`, { file: this.md.dir, field: name });
-    if (!(t.dtype in DTYPE_BYTES) && t.dtype !== 'Q8_0') throw new StreamlmError(`tensor '${t.name}' has dtype ${t.dtype}; only F32, F16, BF16 and Q8_0 weights are supported`, { file: t.file, field: t.name });
+    if (!(t.dtype in DTYPE_BYTES) && !blockKernel(t.dtype)) throw new StreamlmError(`tensor '${t.name}' has dtype ${t.dtype}; F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K weights are supported`, { file: t.file, field: t.name });
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])))
       throw new StreamlmError(`tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`, { file: t.file, field: name });
     return t;
@@ -72,8 +82,8 @@ export class WeightLoader {
 
   embedding(name: string, rows: number, dim: number): Embedding {
     const t = this.info(name, [rows, dim]);
-    if (t.dtype === 'Q8_0') {
-      // No Q8_0 gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
+    if (!(t.dtype in DTYPE_BYTES)) {
+      // No block gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
       const table = this.rt.alloc(rows * dim * 4);
       this.rowsToF32(t, table, rows, dim);
       this.bytes += rows * dim * 4;
@@ -104,7 +114,15 @@ export class WeightLoader {
     let lin: Linear;
     // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for.
     const fileQ8 = target === 'auto' && same && infos[0].dtype === 'Q8_0';
-    if ((target === 'q8_0' && K % 32 === 0) || fileQ8) {
+    // Other block types stay as the file stores them and run on their own kernel.
+    const block = target === 'auto' && same && !fileQ8 ? blockKernel(infos[0].dtype) : null;
+    if (block) {
+      const rb = rowBytes(block.type, K);
+      const w = this.rt.alloc(N * rb);
+      for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) this.rowsNative(infos[i], w + row * rb, rowsOf[i], K, parts[i].rowMap);
+      this.bytes += N * rb;
+      lin = { kind: 'block', type: block.type.name, op: block.matmul, w, bias: 0, N, K };
+    } else if ((target === 'q8_0' && K % 32 === 0) || fileQ8) {
       const w = this.rt.alloc(N * K), ws = this.rt.alloc((N * K) / 32 * 4);
       lin = { kind: 'q8_0', w, ws, bias: 0, N, K };
       let row = 0;
@@ -228,6 +246,15 @@ export class WeightLoader {
       const tmp = this.rt.alloc(t.byteLength);
       readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
       dequantizeQ8_0(this.rt.u8(tmp, t.byteLength), this.rt.f32(dst, n));
+      this.rt.release(mark);
+    } else if (!(t.dtype in DTYPE_BYTES)) {
+      // Other block types: ggml's dequantization, row by row (load time only, e.g. f32 requested).
+      const mark = this.rt.mark();
+      const type = quantType(t.dtype), rb = rowBytes(type, K);
+      const tmp = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+      const src = this.rt.u8(tmp, t.byteLength), out = this.rt.f32(dst, n);
+      for (let r = 0; r < rows; r++) dequantizeRow(type, src.subarray(r * rb, (r + 1) * rb), K, out.subarray(r * K, (r + 1) * K));
       this.rt.release(mark);
     } else {
       const mark = this.rt.mark();

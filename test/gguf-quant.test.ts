@@ -1,38 +1,16 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportGguf } from '../src/export/gguf.js';
 import { loadModel, type Model } from '../src/model.js';
 import { readGgufHeader } from '../src/runtime/gguf.js';
 import { relErr } from './helpers/fixtures.js';
-import { writeSafetensors } from './helpers/safetensors-writer.js';
+import { writeRandomLlama } from './helpers/gguf-writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'streamlm-gguf-quant-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** A random Llama whose widths hold k-quant super-blocks (256) except the FFN's (576, as the shipped models). */
-export function writeRandomLlama(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const H = 256, F = 576, V = 320, L = 1, heads = 4, kv = 2, hd = H / heads;
-  let s = 12345;
-  const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s / 2 ** 32 - 0.5; };
-  const t = (name: string, shape: number[], scale: number, base = 0) => ({ name, dtype: 'F32' as const, shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => base + scale * rnd()) });
-  const tensors = [t('model.embed_tokens.weight', [V, H], 1), t('model.norm.weight', [H], 0.2, 1), t('lm_head.weight', [V, H], 0.3)];
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}.`;
-    tensors.push(t(p + 'input_layernorm.weight', [H], 0.2, 1), t(p + 'post_attention_layernorm.weight', [H], 0.2, 1),
-      t(p + 'self_attn.q_proj.weight', [heads * hd, H], 0.25), t(p + 'self_attn.k_proj.weight', [kv * hd, H], 0.25),
-      t(p + 'self_attn.v_proj.weight', [kv * hd, H], 0.25), t(p + 'self_attn.o_proj.weight', [H, heads * hd], 0.25),
-      t(p + 'mlp.gate_proj.weight', [F, H], 0.25), t(p + 'mlp.up_proj.weight', [F, H], 0.25), t(p + 'mlp.down_proj.weight', [H, F], 0.2));
-  }
-  writeSafetensors(join(dir, 'model.safetensors'), tensors);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
-    architectures: ['LlamaForCausalLM'], vocab_size: V, hidden_size: H, num_hidden_layers: L, num_attention_heads: heads,
-    num_key_value_heads: kv, intermediate_size: F, rope_theta: 10000, rms_norm_eps: 1e-5, max_position_embeddings: 256, tie_word_embeddings: false,
-  }));
-}
 
 const IDS = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 320);
 

@@ -1,4 +1,5 @@
 import { after, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { exportGguf } from '../src/export/gguf.js';
 import { loadModel, type Model } from '../src/model.js';
 import { readGgufHeader } from '../src/runtime/gguf.js';
-import { relErr } from './helpers/fixtures.js';
+import { fixtureDir, relErr } from './helpers/fixtures.js';
 import { writeRandomLlama } from './helpers/gguf-writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'streamlm-gguf-quant-'));
@@ -55,5 +56,28 @@ test('quantized GGUF files: blocks as the spec lays them out, per-tensor fallbac
     const f = await logits(file, 'f32');
     const e = relErr(q.l, f.l);
     assert.ok(e < 5e-2 && e > 0, `${type}: block kernels vs dequantized f32 weights, rel err ${e}`);
+  }
+});
+
+const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+}
+
+test('streamlm quantize writes a GGUF that generate runs; bad flags are one-line errors', () => {
+  const out = join(tmp, 'cli-q8.gguf');
+  const q = cli('quantize', '--model', fixtureDir('llama'), '--out', out, '--type', 'q8_0');
+  assert.equal(q.status, 0, q.stderr);
+  assert.match(q.stderr, /wrote .*cli-q8\.gguf: 21 tensors \(16 q8_0, 5 f32\)/);
+  const g = cli('generate', '--model', out, '--prompt', 'Hello', '--max-tokens', '4', '--threads', '1');
+  assert.equal(g.status, 0, g.stderr);
+  for (const [args, part] of [
+    [['--model', fixtureDir('llama'), '--out', out, '--type', 'q3_K'], '--type'],
+    [['--model', fixtureDir('llama'), '--out', join(tmp, 'x.bin'), '--type', 'q8_0'], '--out'],
+    [['--out', out, '--type', 'q8_0'], '--model'],
+  ] as const) {
+    const r = cli('quantize', ...args);
+    assert.equal(r.status, 1);
+    assert.ok(r.stderr.trim().split('\n').length === 1 && r.stderr.includes(part), r.stderr);
   }
 });

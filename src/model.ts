@@ -3,7 +3,9 @@ import type { HParams } from './models/config.js';
 import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
-import { openModelDir } from './runtime/modeldir.js';
+import { openModelDir, type ModelDir } from './runtime/modeldir.js';
+import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
+import { ggufTokenizerSpec } from './tokenizer-gguf.js';
 import { Runtime } from './runtime/runtime.js';
 import { checkCacheFits, type BudgetNames } from './cache/budget.js';
 import { KVCache } from './cache/kvcache.js';
@@ -42,15 +44,15 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
+  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
     const dtype = loadDTypeOf(opts.dtype);
     const lowrank = opts.lowrank ?? 'auto';
     if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
-    const md = openModelDir(dir);
+    const md: ModelDir = isGgufPath(dir) ? openGgufModel(dir) : openModelDir(dir);
     const hp = parseHParams(md.config, md.configFile, md.tensors);
     const family = familyOf(hp);
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = 'gguf' in md ? ggufTokenizer(md as ReturnType<typeof openGgufModel>) : TextTokenizer.load(dir);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
     const rt = await Runtime.create({ threads: opts.threads });
     try {
@@ -169,7 +171,13 @@ export class Model {
   async close(): Promise<void> { await this.net.rt.close(); }
 }
 
-/** Loads a Hugging Face model directory. */
+/** The tokenizer stored in a GGUF file's metadata, or null when it has none. */
+function ggufTokenizer(md: ReturnType<typeof openGgufModel>): TextTokenizer | null {
+  const spec = ggufTokenizerSpec(md.gguf);
+  return spec && TextTokenizer.fromObjects(spec.json, spec.config, (spec.config.chat_template as string | null) ?? null, md.dir);
+}
+
+/** Loads a Hugging Face model directory or a .gguf file. */
 export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

@@ -86,6 +86,13 @@ export class TextTokenizer {
     const json = readJson(file);
     const cfgFile = join(dir, 'tokenizer_config.json');
     const cfg = existsSync(cfgFile) ? readJson(cfgFile) : {};
+    const jinja = join(dir, 'chat_template.jinja');
+    const template = chatTemplateOf(cfg.chat_template) ?? (existsSync(jinja) ? readFileSync(jinja, 'utf8') : null);
+    return TextTokenizer.fromObjects(json, cfg, template, file, cfgFile);
+  }
+
+  /** Builds from tokenizer.json and tokenizer_config.json objects (e.g. made from a GGUF file's vocabulary). */
+  static fromObjects(json: Obj, cfg: Obj, chatTemplate: string | null, file: string, cfgFile = file): TextTokenizer {
     // The JS library cleans up spaces unless told not to; transformers 5 defaults to leaving them alone.
     const libCfg = { ...cfg, clean_up_tokenization_spaces: cfg.clean_up_tokenization_spaces === true };
     let tok: Tokenizer;
@@ -94,9 +101,7 @@ export class TextTokenizer {
     } catch (e) {
       throw new StreamlmError(`cannot build the tokenizer: ${(e as Error).message}`, { file });
     }
-    const jinja = join(dir, 'chat_template.jinja');
-    const template = chatTemplateOf(cfg.chat_template) ?? (existsSync(jinja) ? readFileSync(jinja, 'utf8') : null);
-    return new TextTokenizer(tok, cfg, template, cfgFile);
+    return new TextTokenizer(tok, cfg, chatTemplate, cfgFile);
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {

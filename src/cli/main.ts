@@ -7,6 +7,7 @@ import { runEvalPpl } from './eval-ppl.js';
 import { runGenerate } from './generate.js';
 import { packageVersion } from './common.js';
 import { fsError } from './files.js';
+import { runQuantize } from './quantize.js';
 import { runServe } from './serve.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   serve: { run: runServe, help: 'OpenAI-compatible HTTP server with kept per-session caches, and a web chat' },
   chat: { run: runChat, help: 'terminal chat on one endless StreamingLLM session' },
   compress: { run: runCompress, help: 'factor every linear layer to low rank (FlashSVD; docs/lowrank.md)' },
+  quantize: { run: runQuantize, help: 'write a model directory as one GGUF file (q4_0 ... q8_0, f16, f32)' },
 };
 
 function usage(): string {

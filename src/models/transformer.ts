@@ -88,7 +88,7 @@ export class Transformer {
       if (lowrank === 'streaming') throw new StreamlmError(`layer ${l} cannot run the streaming low-rank kernels (they need Llama-style blocks with f32 low-rank factors)`, { field: 'lowrank' });
       return 'dense';
     });
-    const quantized = (l: Linear): boolean => l.kind === 'q8_0' || (l.kind === 'lowrank' && [l.a, ...l.parts.map((q) => q.b)].some(quantized));
+    const quantized = (l: Linear): boolean => l.kind === 'q8_0' || l.kind === 'block' || (l.kind === 'lowrank' && [l.a, ...l.parts.map((q) => q.b)].some(quantized));
     this.q8 = [w.lmHead, ...w.layers.flatMap((L) => [L.qkv, L.o, L.up, L.down])].some(quantized);
   }
 
@@ -112,7 +112,7 @@ export class Transformer {
       y: rt.alloc(M * H * 4),
       qPos: rt.alloc(M * 4),
       rope: this.ropeTables(kv, M),
-      lin: this.q8 ? { xq: rt.alloc(M * maxK), xs: rt.alloc((M * maxK) / 32 * 4 + 4) } : { xq: 0, xs: 0 },
+      lin: this.q8 ? { xq: rt.alloc(M * maxK), xs: rt.alloc(Math.ceil((M * maxK) / 32) * 5 + 16) } /* ≥ q8_0 (4 B per 32) and q8_K (36 B per 256) scales */ : { xq: 0, xs: 0 },
     };
     rt.i32(pass.qPos, M).set(kv.qPos);
     const logits = rt.alloc(outRows * V * 4);

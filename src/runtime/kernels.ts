@@ -34,6 +34,8 @@ export interface Kernels {
   matmul_f32r4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   // GGML block formats (src/kernels/q32.ts, qk.ts; table in src/runtime/quant/kernels.ts).
   quantize_q8_K(xq: P, xs: P, x: P, M: number, K: number): void;
+  /** Embedding gather from a block-type table (src/kernels/qdequant.ts); 0 if `type` is not a block type. */
+  embed_q(out: P, w: P, ids: P, M: number, K: number, type: number): number;
   matmul_q4_0(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   matmul_q4_1(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   matmul_q5_0(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;

@@ -20,8 +20,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rm
 import { join, resolve } from 'node:path';
 import { loadModel } from '../src/model.js';
 import { compress } from '../src/lowrank/compress.js';
-import { peakActivationBytes, setLowRankMode, type LowRankMode } from '../src/lowrank/forward.js';
-import { lowRankSection } from '../src/lowrank/format.js';
+import { peakActivationBytes } from '../src/models/flashsvd.js';
+import { lowRankSection } from '../src/models/lowrank.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, '.bench', 'lowrank');
@@ -42,8 +42,8 @@ async function child(): Promise<void> {
   const dir = arg('model')!, variant = arg('child') as Variant;
   const prompts = arg('prompts')!.split(',').map(Number);
   const decode = Number(arg('decode', '16'));
-  const m = await loadModel(dir, { threads: Number(arg('threads', '2')) });
-  if (variant !== 'dense') setLowRankMode(m.net, (variant === 'lowrank_streaming' ? 'streaming' : 'materialized') as LowRankMode);
+  const lowrank = variant === 'lowrank_streaming' ? 'streaming' : 'materialized';
+  const m = await loadModel(dir, { threads: Number(arg('threads', '2')), lowrank });
   const V = m.hparams.vocabSize;
   const ids = (n: number, seed: number): number[] => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729 + 13) % V);
   // Warm-up: let V8 tier up the kernels (PLATFORM.md: at least 400 ms).

@@ -1,8 +1,8 @@
 import { StreamlmError } from './errors.js';
-import { parseHParams, type HParams } from './models/config.js';
-import { familyFor } from './models/registry.js';
+import type { HParams } from './models/config.js';
+import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
-import { WeightLoader, type LoadDType } from './models/weights.js';
+import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
 import { openModelDir } from './runtime/modeldir.js';
 import { Runtime } from './runtime/runtime.js';
 import { KVCache } from './cache/kvcache.js';
@@ -15,6 +15,12 @@ export interface LoadOptions {
   threads?: number;
   /** Keep the checkpoint's weight dtype (`auto`, default), or convert to `f32` or `q8_0`. */
   dtype?: LoadDType;
+  /**
+   * How low-rank (compressed) blocks run: `auto` (default) streams prompt chunks of 16+ tokens
+   * through the FlashSVD kernels where a block allows it, `materialized` always uses the GEMMs,
+   * `streaming` always streams (an error for a block that cannot). No effect on dense models.
+   */
+  lowrank?: LowRankMode;
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
@@ -35,17 +41,18 @@ export class Model {
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
     const dtype = opts.dtype ?? 'auto';
     if (!['auto', 'f32', 'q8_0'].includes(dtype)) throw new StreamlmError(`dtype must be auto, f32 or q8_0, got '${dtype}'`, { field: 'dtype' });
+    const lowrank = opts.lowrank ?? 'auto';
+    if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
     const md = openModelDir(dir);
-    const hp = parseHParams(md.config, md.configFile);
-    const loadTensors = familyFor(hp, md.configFile);
-    if (hp.gatedMlp && hp.act !== 'silu') throw new StreamlmError(`gated MLP with activation '${hp.act}' is not implemented (only silu)`, { file: md.configFile, field: 'hidden_act' });
+    const hp = parseHParams(md.config, md.configFile, md.tensors);
+    const family = familyOf(hp);
     const tokenizer = TextTokenizer.load(dir);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
     const rt = await Runtime.create({ threads: opts.threads });
     try {
-      const wl = new WeightLoader(rt, md, dtype);
-      const weights = loadTensors(hp, wl, md.config);
-      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights), wl.bytes);
+      const wl = new WeightLoader(rt, md, dtype, lowrank);
+      const weights = family.load(hp, wl, md.config);
+      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
     } catch (e) {
       await rt.close();
       throw e;

@@ -8,8 +8,8 @@ import { StreamlmError } from '../errors.js';
 import { Model } from '../model.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
-import type { Linear } from '../models/weights.js';
-import { factorA, factorB, LOWRANK_KEY, lowRankSection, prefixOf, type LowRankMethod } from './format.js';
+import type { Linear } from '../models/linear.js';
+import { factorA, factorB, LOWRANK_KEY, lowRankSection, prefixOf, type LowRankMethod } from '../models/lowrank.js';
 import { factorize, rankByEnergy, rankByRatio, type RankRule } from './svd.js';
 
 export interface CompressOptions {
@@ -43,7 +43,7 @@ export interface CompressReport {
 }
 
 /** 2-D `.weight` tensors inside numbered blocks: q/k/v/o, gate/up/down and their fused forms. */
-export function linearTensors(tensors: Map<string, TensorInfo>): TensorInfo[] {
+function linearTensors(tensors: Map<string, TensorInfo>): TensorInfo[] {
   return [...tensors.values()].filter((t) => t.shape.length === 2 && /\.\d+\./.test(t.name) && t.name.endsWith('.weight') && t.shape[0] > 1 && t.shape[1] > 1);
 }
 
@@ -52,7 +52,7 @@ function checkFraction(v: number | undefined, field: string): void {
 }
 
 /** A tensor as float64, whatever its float dtype. */
-export function readF64(t: TensorInfo): Float64Array {
+function readF64(t: TensorInfo): Float64Array {
   const raw = new Uint8Array(t.byteLength);
   readTensorBytes(t, raw);
   const n = t.shape.reduce((a, b) => a * b, 1);
@@ -76,7 +76,7 @@ function f16(h: number): number {
 }
 
 /** Reads calibration text; `.xz` files are decompressed with the xz tool. */
-export function readCalibText(files: string[]): string {
+function readCalibText(files: string[]): string {
   let text = '';
   for (const f of files) {
     if (!existsSync(f)) throw new StreamlmError('calibration file not found', { file: f, field: '--calib' });

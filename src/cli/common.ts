@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { loadDTypeOf } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import type { LoadDType } from '../models/weights.js';
 import { num, str, type Flags, type FlagSpec } from './args.js';
@@ -25,8 +26,7 @@ export function defaultModelDir(): string {
 }
 
 export function modelFlags(flags: Flags): { dir: string; threads?: number; dtype: LoadDType } {
-  const dtype = (str(flags, 'dtype') ?? 'auto') as LoadDType;
-  if (!['auto', 'f32', 'q8_0'].includes(dtype)) throw new StreamlmError(`expected auto, f32 or q8_0, got '${dtype}'`, { field: '--dtype' });
+  const dtype = loadDTypeOf(str(flags, 'dtype'), '--dtype');
   return { dir: str(flags, 'model') ?? defaultModelDir(), threads: num(flags, 'threads', { int: true, min: 1, max: 256 }), dtype };
 }
 

@@ -44,9 +44,9 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
     if (ids.length < 2) throw new StreamlmError(`the text gives ${ids.length} token(s); at least 2 are needed`, { field: '--text' });
     const trained = model.hparams.maxPositionEmbeddings;
     for (const p of policies)
-      if (Number.isFinite(p.keep) && p.keep + 1 > trained)
+      if (p.keep !== null && p.keep + 1 > trained)
         console.error(`[streamlm] warning: ${p.name} holds ${p.keep + 1} tokens per step, more than the model's trained context (${trained})`);
-    const finite = policies.map((p) => p.keep).filter(Number.isFinite);
+    const finite = policies.flatMap((p) => (p.keep === null ? [] : [p.keep]));
     const afterWindow = finite.length ? Math.max(...finite) : trained;
 
     const results: StreamEvalResult[] = [];

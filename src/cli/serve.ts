@@ -1,11 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { parsePolicy } from '../cache/policy.js';
+import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { loadModel } from '../model.js';
 import { startServer } from '../server/http.js';
 import { num, parseFlags, str } from './args.js';
 import { MODEL_FLAGS, modelFlags } from './common.js';
 
-const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache sink:4+2044]
+const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache ${DEFAULT_CHAT_CACHE}]
                      [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
 An OpenAI-compatible server: GET /v1/models, POST /v1/completions and /v1/chat/completions
@@ -25,11 +27,13 @@ export async function runServe(argv: string[]): Promise<void> {
   const m = modelFlags(flags);
   const port = num(flags, 'port', { int: true, min: 0, max: 65535 }) ?? 8080;
   const host = str(flags, 'host') ?? '127.0.0.1';
-  const cache = str(flags, 'cache') ?? 'sink:4+2044';
-  const maxSessions = num(flags, 'max-sessions', { int: true, min: 1, max: 4096 }) ?? 8;
+  const cache = str(flags, 'cache') ?? DEFAULT_CHAT_CACHE;
+  // The memory each session's cache takes is checked against wasm memory once the model is loaded.
+  const maxSessions = num(flags, 'max-sessions', { int: true, min: 1 }) ?? 8;
   const defaultMaxTokens = num(flags, 'max-tokens', { int: true, min: 1, max: 100_000 }) ?? 256;
   const maxBodyBytes = num(flags, 'max-body-bytes', { int: true, min: 1024 });
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
+  parsePolicy(cache, { evictChunk });
   const tplFile = str(flags, 'chat-template');
   if (tplFile !== undefined && !existsSync(tplFile)) throw new StreamlmError('file not found', { file: tplFile, field: '--chat-template' });
   const chatTemplate = tplFile === undefined ? undefined : readFileSync(tplFile, 'utf8');

@@ -97,7 +97,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
   const log = opts.log ?? (() => {});
 
   const cacheView = (s: CacheStats): CacheView => ({
-    policy: s.policy, sinks: s.sinks, sink_capacity: policy.sinks, window: s.length - s.sinks, window_capacity: policy.keep - policy.sinks,
+    policy: s.policy, sinks: s.sinks, sink_capacity: policy.sinks, window: s.length - s.sinks, window_capacity: (policy.keep ?? 0) - policy.sinks,
     tokens: s.length, seen: s.seen, evicted: s.evicted, bytes: s.bytes,
   });
 

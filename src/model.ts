@@ -3,6 +3,7 @@ import type { HParams } from './models/config.js';
 import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
+import type { FileSet, Platform } from './platform/types.js';
 import { openModelDir } from './runtime/modeldir.js';
 import { Runtime } from './runtime/runtime.js';
 import { checkCacheFits, type BudgetNames } from './cache/budget.js';
@@ -25,12 +26,18 @@ export interface LoadOptions {
    * `streaming` always streams (an error for a block that cannot). No effect on dense models.
    */
   lowrank?: LowRankMode;
+  /** Where workers and kernels come from (browsers: set by the streamlm/browser entry). */
+  platform?: Platform;
+  /** The compiled kernels, when the platform's default location does not hold them. */
+  wasm?: BufferSource | WebAssembly.Module;
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
 export class Model {
   private sessions = 0;
   private fp: string | null = null;
+  /** Where the checkpoint was read from: a directory path, or the files of a page. */
+  private source: string | FileSet = '';
 
   private constructor(
     readonly dir: string,
@@ -42,21 +49,24 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json): a path, or a FileSet. */
+  static async load(source: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
+    const dir = typeof source === 'string' ? source : source.label;
     const dtype = loadDTypeOf(opts.dtype);
     const lowrank = opts.lowrank ?? 'auto';
     if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
-    const md = openModelDir(dir);
+    const md = openModelDir(source);
     const hp = parseHParams(md.config, md.configFile, md.tensors);
     const family = familyOf(hp);
-    const tokenizer = TextTokenizer.load(dir);
-    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
-    const rt = await Runtime.create({ threads: opts.threads });
+    const tokenizer = TextTokenizer.load(md.files);
+    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, md.files);
+    const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm });
     try {
       const wl = new WeightLoader(rt, md, dtype, lowrank);
       const weights = family.load(hp, wl, md.config);
-      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      model.source = md.files;
+      return model;
     } catch (e) {
       await rt.close();
       throw e;
@@ -83,7 +93,7 @@ export class Model {
    * first use: it reads only safetensors headers and a few bytes per tensor.
    */
   get fingerprint(): string {
-    this.fp ??= modelFingerprint(this.dir, this.hparams, this.weightBytes);
+    this.fp ??= modelFingerprint(this.source, this.hparams, this.weightBytes);
     return this.fp;
   }
 
@@ -169,7 +179,7 @@ export class Model {
   async close(): Promise<void> { await this.net.rt.close(); }
 }
 
-/** Loads a Hugging Face model directory. */
-export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+/** Loads a Hugging Face model directory (a path, or a FileSet). */
+export function loadModel(dir: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

@@ -6,6 +6,7 @@ import { runCompress } from './compress.js';
 import { runEvalPpl } from './eval-ppl.js';
 import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
+import { runWeb } from './web.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   generate: { run: runGenerate, help: 'stream a completion of a prompt' },
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   'attention-map': { run: runAttentionMap, help: 'heatmaps of attention over the first tokens (attention sinks)' },
   serve: { run: runServe, help: 'OpenAI-compatible HTTP server with kept per-session caches, and a web chat' },
   chat: { run: runChat, help: 'terminal chat on one endless StreamingLLM session' },
+  web: { run: runWeb, help: 'a page that runs the model in the browser: endless chat, streaming perplexity' },
   compress: { run: runCompress, help: 'factor every linear layer to low rank (FlashSVD; docs/lowrank.md)' },
 };
 

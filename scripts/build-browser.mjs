@@ -8,7 +8,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'browser');
+// --out DIR: build elsewhere (tests build a fresh copy of the current sources).
+const at = process.argv.indexOf('--out');
+const out = at > 0 ? process.argv[at + 1] : join(root, 'dist', 'browser');
 mkdirSync(out, { recursive: true });
 
 const webPlatform = {
@@ -29,4 +31,4 @@ await Promise.all([
 ]);
 copyFileSync(join(root, 'build', 'kernels.wasm'), join(out, 'kernels.wasm'));
 copyFileSync(join(root, 'src', 'browser', 'page', 'index.html'), join(out, 'index.html'));
-console.log('dist/browser/{streamlm,engine,page}.js, index.html, kernels.wasm');
+console.log(`${out}/{streamlm,engine,page}.js, index.html, kernels.wasm`);

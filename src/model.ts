@@ -3,6 +3,7 @@ import type { HParams } from './models/config.js';
 import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
+import type { FileSet, Platform } from './platform/types.js';
 import { openModelDir, type ModelDir } from './runtime/modeldir.js';
 import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
 import { ggufTokenizerSpec } from './tokenizer-gguf.js';
@@ -27,12 +28,18 @@ export interface LoadOptions {
    * `streaming` always streams (an error for a block that cannot). No effect on dense models.
    */
   lowrank?: LowRankMode;
+  /** Where workers and kernels come from (browsers: set by the streamlm/browser entry). */
+  platform?: Platform;
+  /** The compiled kernels, when the platform's default location does not hold them. */
+  wasm?: BufferSource | WebAssembly.Module;
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
 export class Model {
   private sessions = 0;
   private fp: string | null = null;
+  /** Where the checkpoint was read from: a directory path, or the files of a page. */
+  private source: string | FileSet = '';
 
   private constructor(
     readonly dir: string,
@@ -44,21 +51,28 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file. */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  /**
+   * Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) as a path or a
+   * FileSet, or a .gguf file by path.
+   */
+  static async load(source: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
+    const dir = typeof source === 'string' ? source : source.label;
     const dtype = loadDTypeOf(opts.dtype);
     const lowrank = opts.lowrank ?? 'auto';
     if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
-    const md: ModelDir = isGgufPath(dir) ? openGgufModel(dir) : openModelDir(dir);
+    const gguf = typeof source === 'string' && isGgufPath(source) ? openGgufModel(source) : null;
+    const md: ModelDir = gguf ?? openModelDir(source);
     const hp = parseHParams(md.config, md.configFile, md.tensors);
     const family = familyOf(hp);
-    const tokenizer = 'gguf' in md ? ggufTokenizer(md as ReturnType<typeof openGgufModel>) : TextTokenizer.load(dir);
-    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
-    const rt = await Runtime.create({ threads: opts.threads });
+    const tokenizer = gguf ? ggufTokenizer(gguf) : TextTokenizer.load(md.files);
+    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, md.files);
+    const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm });
     try {
       const wl = new WeightLoader(rt, md, dtype, lowrank);
       const weights = family.load(hp, wl, md.config);
-      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      model.source = md.files;
+      return model;
     } catch (e) {
       await rt.close();
       throw e;
@@ -85,7 +99,7 @@ export class Model {
    * first use: it reads only safetensors headers and a few bytes per tensor.
    */
   get fingerprint(): string {
-    this.fp ??= modelFingerprint(this.dir, this.hparams, this.weightBytes);
+    this.fp ??= modelFingerprint(this.source, this.hparams, this.weightBytes);
     return this.fp;
   }
 
@@ -178,6 +192,6 @@ function ggufTokenizer(md: ReturnType<typeof openGgufModel>): TextTokenizer | nu
 }
 
 /** Loads a Hugging Face model directory or a .gguf file. */
-export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+export function loadModel(dir: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

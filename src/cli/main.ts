@@ -9,6 +9,7 @@ import { packageVersion } from './common.js';
 import { fsError } from './files.js';
 import { runQuantize } from './quantize.js';
 import { runServe } from './serve.js';
+import { runWeb } from './web.js';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   generate: { run: runGenerate, help: 'stream a completion of a prompt' },
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   'attention-map': { run: runAttentionMap, help: 'heatmaps of attention over the first tokens (attention sinks)' },
   serve: { run: runServe, help: 'OpenAI-compatible HTTP server with kept per-session caches, and a web chat' },
   chat: { run: runChat, help: 'terminal chat on one endless StreamingLLM session' },
+  web: { run: runWeb, help: 'a page that runs the model in the browser: endless chat, streaming perplexity' },
   compress: { run: runCompress, help: 'factor every linear layer to low rank (FlashSVD; docs/lowrank.md)' },
   quantize: { run: runQuantize, help: 'write a model directory as one GGUF file (q4_0 ... q8_0, f16, f32)' },
 };

@@ -3,13 +3,13 @@
 // the calling thread runs whatever a descheduled worker has not started and a step is never
 // slower than one thread would make it, however busy the machine. Workers spin briefly before
 // sleeping, so back-to-back dispatches (a decode step makes ~5 per layer) skip the OS scheduler.
-import type { Worker } from 'node:worker_threads';
 import { StreamlmError } from '../errors.js';
 import {
   ARGS_BYTE, CLAIM, CONTROL_BYTES, DONE, FAILED, GEN, MAX_ARGS, MAX_CHUNKS, MAX_THREADS, NAP, OP, QUIT, RAN, SLEEPERS,
   SPIN_MS, STALL, awaitChange, claimChunk, type WorkerInit,
 } from './control.js';
 import { FINE_CHUNKED_OPS, OP_NAMES, PARALLEL_OPS, callParallel, parallelWork, type Kernels, type ParallelOp } from './kernels.js';
+import type { Platform, PoolWorker } from '../platform/types.js';
 import { workerSource } from './worker.js';
 
 const OP_INDEX = new Map<string, number>(OP_NAMES.map((name, i) => [name, i]));
@@ -43,7 +43,7 @@ export class Pool {
   soloDispatches = 0;
   lateWaits = 0;
 
-  private constructor(private readonly k: Kernels, private readonly workers: Worker[], control: SharedArrayBuffer,
+  private constructor(private readonly k: Kernels, private readonly workers: PoolWorker[], control: SharedArrayBuffer | ArrayBuffer,
     private readonly minWork: number) {
     this.ctl = new Int32Array(control);
     this.args = new Float64Array(control, ARGS_BYTE, MAX_ARGS);
@@ -58,28 +58,21 @@ export class Pool {
    * Starts `threads - 1` workers. `scratch[t]` is the per-thread scratch region (pointer, bytes)
    * that worker t's kernel instance gets through `set_scratch`.
    */
-  static async create(k: Kernels, module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number,
+  static async create(platform: Platform, k: Kernels, module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number,
     scratch: ReadonlyArray<readonly [number, number]>, minWork: number): Promise<Pool> {
     if (threads > MAX_THREADS) throw new StreamlmError(`at most ${MAX_THREADS} threads, got ${threads}`, { field: 'threads' });
-    const control = new SharedArrayBuffer(CONTROL_BYTES);
-    const workers: Worker[] = [];
+    // One thread needs no sharing: a plain buffer also works where SharedArrayBuffer is withheld
+    // (a browser page without cross-origin isolation).
+    const control = threads > 1 ? new SharedArrayBuffer(CONTROL_BYTES) : new ArrayBuffer(CONTROL_BYTES);
+    const workers: PoolWorker[] = [];
     if (threads > 1) {
-      const { Worker } = await import('node:worker_threads');
       const source = workerSource();
-      const ready: Promise<void>[] = [];
       for (let tid = 1; tid < threads; tid++) {
-        const init: WorkerInit = { module, memory, control, tid, scratchPtr: scratch[tid][0], scratchBytes: scratch[tid][1] };
-        const w = new Worker(source, { eval: true, workerData: init });
-        w.unref();
-        workers.push(w);
-        ready.push(new Promise((resolve, reject) => {
-          w.once('message', () => resolve());
-          w.once('error', reject);
-          w.once('exit', (code) => reject(new Error(`worker ${tid} exited with code ${code} during start`)));
-        }));
+        const init: WorkerInit = { module, memory, control: control as SharedArrayBuffer, tid, scratchPtr: scratch[tid][0], scratchBytes: scratch[tid][1] };
+        workers.push(platform.startWorker(source, init));
       }
       try {
-        await Promise.all(ready);
+        await Promise.all(workers.map((w) => w.ready));
       } catch (e) {
         await Promise.all(workers.map((w) => w.terminate()));
         throw e;

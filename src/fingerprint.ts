@@ -1,7 +1,8 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { crc32 } from './cache/snapshot.js';
 import type { HParams } from './models/config.js';
+import type { FileSet } from './platform/types.js';
 import { openModelDir } from './runtime/modeldir.js';
+import { sourceOf } from './runtime/safetensors.js';
 
 /** Bytes read per sample of a tensor; three samples (start, middle, end) per tensor. */
 const SAMPLE = 32;
@@ -11,26 +12,20 @@ const SAMPLE = 32;
  * FNV-1a over the same bytes, hex. Not a cryptographic hash: it guards against restoring a snapshot
  * into the wrong model by mistake, not against forgery.
  */
-export function modelFingerprint(dir: string, hp: HParams, weightBytes: number): string {
+export function modelFingerprint(dir: string | FileSet, hp: HParams, weightBytes: number): string {
   const parts: Uint8Array[] = [];
   const enc = new TextEncoder();
   parts.push(enc.encode(JSON.stringify(hp) + `|${weightBytes}|`));
   const md = openModelDir(dir);
-  const files = new Map<string, number>();
-  try {
-    for (const t of [...md.tensors.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      parts.push(enc.encode(`${t.name}:${t.dtype}:${t.shape.join('x')};`));
-      let fd = files.get(t.file);
-      if (fd === undefined) { fd = openSync(t.file, 'r'); files.set(t.file, fd); }
-      for (const at of [0, Math.floor(t.byteLength / 2), t.byteLength - SAMPLE]) {
-        const n = Math.max(0, Math.min(SAMPLE, t.byteLength - Math.max(at, 0)));
-        const buf = new Uint8Array(n);
-        if (n) readSync(fd, buf, 0, n, t.offset + Math.max(at, 0));
-        parts.push(buf);
-      }
+  for (const t of [...md.tensors.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    parts.push(enc.encode(`${t.name}:${t.dtype}:${t.shape.join('x')};`));
+    const src = sourceOf(t);
+    for (const at of [0, Math.floor(t.byteLength / 2), t.byteLength - SAMPLE]) {
+      const n = Math.max(0, Math.min(SAMPLE, t.byteLength - Math.max(at, 0)));
+      const buf = new Uint8Array(n);
+      if (n) src.read(buf, t.offset + Math.max(at, 0));
+      parts.push(buf);
     }
-  } finally {
-    for (const fd of files.values()) closeSync(fd);
   }
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;

@@ -1,9 +1,12 @@
 import { StreamlmError } from './errors.js';
-import { parseHParams, type HParams } from './models/config.js';
-import { familyFor } from './models/registry.js';
+import type { HParams } from './models/config.js';
+import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
-import { WeightLoader, type LoadDType } from './models/weights.js';
-import { openModelDir } from './runtime/modeldir.js';
+import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
+import type { FileSet, Platform } from './platform/types.js';
+import { openModelDir, type ModelDir } from './runtime/modeldir.js';
+import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
+import { ggufTokenizerSpec } from './tokenizer-gguf.js';
 import { Runtime } from './runtime/runtime.js';
 import { checkCacheFits, type BudgetNames } from './cache/budget.js';
 import { KVCache } from './cache/kvcache.js';
@@ -19,12 +22,24 @@ export interface LoadOptions {
   threads?: number;
   /** Keep the checkpoint's weight dtype (`auto`, default), or convert to `f32` or `q8_0`. */
   dtype?: LoadDType;
+  /**
+   * How low-rank (compressed) blocks run: `auto` (default) streams prompt chunks of 16+ tokens
+   * through the FlashSVD kernels where a block allows it, `materialized` always uses the GEMMs,
+   * `streaming` always streams (an error for a block that cannot). No effect on dense models.
+   */
+  lowrank?: LowRankMode;
+  /** Where workers and kernels come from (browsers: set by the streamlm/browser entry). */
+  platform?: Platform;
+  /** The compiled kernels, when the platform's default location does not hold them. */
+  wasm?: BufferSource | WebAssembly.Module;
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
 export class Model {
   private sessions = 0;
   private fp: string | null = null;
+  /** Where the checkpoint was read from: a directory path, or the files of a page. */
+  private source: string | FileSet = '';
 
   private constructor(
     readonly dir: string,
@@ -36,20 +51,28 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  /**
+   * Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) as a path or a
+   * FileSet, or a .gguf file by path.
+   */
+  static async load(source: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
+    const dir = typeof source === 'string' ? source : source.label;
     const dtype = loadDTypeOf(opts.dtype);
-    const md = openModelDir(dir);
-    const hp = parseHParams(md.config, md.configFile);
-    const loadTensors = familyFor(hp, md.configFile);
-    if (hp.gatedMlp && hp.act !== 'silu') throw new StreamlmError(`gated MLP with activation '${hp.act}' is not implemented (only silu)`, { file: md.configFile, field: 'hidden_act' });
-    const tokenizer = TextTokenizer.load(dir);
-    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
-    const rt = await Runtime.create({ threads: opts.threads });
+    const lowrank = opts.lowrank ?? 'auto';
+    if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
+    const gguf = typeof source === 'string' && isGgufPath(source) ? openGgufModel(source) : null;
+    const md: ModelDir = gguf ?? openModelDir(source);
+    const hp = parseHParams(md.config, md.configFile, md.tensors);
+    const family = familyOf(hp);
+    const tokenizer = gguf ? ggufTokenizer(gguf) : TextTokenizer.load(md.files);
+    if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, md.files);
+    const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm });
     try {
-      const wl = new WeightLoader(rt, md, dtype);
-      const weights = loadTensors(hp, wl, md.config);
-      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights), wl.bytes);
+      const wl = new WeightLoader(rt, md, dtype, lowrank);
+      const weights = family.load(hp, wl, md.config);
+      const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      model.source = md.files;
+      return model;
     } catch (e) {
       await rt.close();
       throw e;
@@ -76,7 +99,7 @@ export class Model {
    * first use: it reads only safetensors headers and a few bytes per tensor.
    */
   get fingerprint(): string {
-    this.fp ??= modelFingerprint(this.dir, this.hparams, this.weightBytes);
+    this.fp ??= modelFingerprint(this.source, this.hparams, this.weightBytes);
     return this.fp;
   }
 
@@ -162,7 +185,13 @@ export class Model {
   async close(): Promise<void> { await this.net.rt.close(); }
 }
 
-/** Loads a Hugging Face model directory. */
-export function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+/** The tokenizer stored in a GGUF file's metadata, or null when it has none. */
+function ggufTokenizer(md: ReturnType<typeof openGgufModel>): TextTokenizer | null {
+  const spec = ggufTokenizerSpec(md.gguf);
+  return spec && TextTokenizer.fromObjects(spec.json, spec.config, (spec.config.chat_template as string | null) ?? null, md.dir);
+}
+
+/** Loads a Hugging Face model directory or a .gguf file. */
+export function loadModel(dir: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

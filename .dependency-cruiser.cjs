@@ -81,6 +81,14 @@ module.exports = {
       },
     },
     ...layerRules(),
+    // Every module of src/ sits in a layer: a new file or folder is placed in LAYERS before it imports anything.
+    {
+      name: 'file-in-no-layer',
+      severity: 'error',
+      comment: 'A module of src/ in no layer imports something: add its folder to LAYERS in .dependency-cruiser.cjs and docs/design.md.',
+      from: { path: '^src/', pathNot: [...LAYERS.flatMap((l) => list(l.path)), '^src/kernels/'] },
+      to: {},
+    },
     {
       name: 'family-knows-no-policy',
       severity: 'error',

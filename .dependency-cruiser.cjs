@@ -10,7 +10,8 @@ const LAYERS = [
   { name: 'runtime', path: ['^src/runtime/', '^src/tokenizer\\.ts$'], what: 'src/runtime, src/tokenizer.ts' },
   { name: 'models', path: '^src/models/', what: 'src/models' },
   { name: 'cache', path: '^src/cache/', what: 'src/cache' },
-  { name: 'session', path: '^src/(session|model)\\.ts$', what: 'src/session.ts, src/model.ts' },
+  // defaults.ts (default policies, chunk, dtypes) and fingerprint.ts (a loaded model's identity for snapshots) serve the session layer.
+  { name: 'session', path: '^src/(session|model|defaults|fingerprint)\\.ts$', what: 'src/session.ts, src/model.ts, src/defaults.ts, src/fingerprint.ts' },
   // Users of a loaded model; they may import each other (chat uses generate), never what is above.
   {
     name: 'apps',

@@ -3,13 +3,13 @@
  * 3.21.1) on the same random weights of a real model shape, same threads, same precision.
  *
  *   npm run bench:decode -- [--json] [--shape qwen2.5-0.5b[,tinyllama-1.1b]|all] [--threads 2]
- *                           [--dtypes f32,f16,q8_0] [--prompt 128] [--gen 128] [--reps 2]
+ *                           [--dtypes f32,f16,q8_0] [--prompt 128] [--gen 128] [--reps 3]
  *                           [--no-llamacpp | --no-ours] [--clean]
  *
  * Per shape it makes the random checkpoint under .bench/ when missing (bench/make-random-model.ts:
  * an f32 one for f32, an f16 one for f16 and q8_0), exports it to GGUF (src/export/gguf.ts), then for
- * each dtype runs llama.cpp and ours, each in its own child process, `--reps` times alternately,
- * keeping each side's best. llama.cpp runs with UV_THREADPOOL_SIZE=1 (see bench/llamacpp/run.ts).
+ * each dtype runs llama.cpp and ours, each in its own child process, `--reps` times alternately
+ * (which side goes first alternates too), keeping each side's median. llama.cpp runs with UV_THREADPOOL_SIZE=1 (see bench/llamacpp/run.ts).
  * Both sides: an untimed warm-up (the prompt + 8 steps), then the prompt in one batch, then `--gen`
  * single-token steps, each feeding back the greedy token. Token ids are fed directly.
  *
@@ -67,7 +67,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, shapes: ['qwen2.5-0.5b'], threads: 2, dtypes: ['f32', 'f16', 'q8_0'], prompt: 128, gen: 128, reps: 2, llamacpp: true, ours: true, clean: false };
+  const o: Options = { json: false, shapes: ['qwen2.5-0.5b'], threads: 2, dtypes: ['f32', 'f16', 'q8_0'], prompt: 128, gen: 128, reps: 3, llamacpp: true, ours: true, clean: false };
   const int = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new StreamlmError(`must be an integer >= ${min}, got '${v ?? ''}'`, { field: flag });
@@ -238,8 +238,16 @@ async function main(argv: string[]): Promise<void> {
   };
 
   type Timed = Speeds & { load_s: number };
-  const best = (a: Timed | null, b: Timed): Timed =>
-    a ? { prefill_tok_s: Math.max(a.prefill_tok_s, b.prefill_tok_s), decode_tok_s: Math.max(a.decode_tok_s, b.decode_tok_s), load_s: Math.min(a.load_s, b.load_s) } : b;
+  // The machine is shared and noisy: each side's median over its reps, not its best.
+  const median = (v: number[]): number => {
+    const s = [...v].sort((x, y) => x - y);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const medianOf = (runs: Timed[]): Timed | null => (runs.length === 0 ? null : {
+    prefill_tok_s: median(runs.map((r) => r.prefill_tok_s)),
+    decode_tok_s: median(runs.map((r) => r.decode_tok_s)),
+    load_s: median(runs.map((r) => r.load_s)),
+  });
   const results: { shape: Shape; dtype: GgufDtype; wbytes: number; ours: Timed | null; llama: Timed | null }[] = [];
   const skipped: string[] = [];
   const made = new Set<string>();
@@ -260,21 +268,25 @@ async function main(argv: string[]): Promise<void> {
       made.add(dir);
       const gguf = opts.llamacpp ? ggufFile(dir, dtype, wbytes + spec.vocab * spec.hidden * 4, log) : '';
       const job = { dtype, threads: opts.threads, prompt, gen: opts.gen, vocab: spec.vocab, warmupSteps: WARMUP_STEPS };
-      let ours: Timed | null = null;
-      let llama: Timed | null = null;
+      const oursRuns: Timed[] = [];
+      const llamaRuns: Timed[] = [];
       for (let rep = 0; rep < opts.reps; rep++) {
-        if (opts.llamacpp) {
-          const l = spawnChild('llamacpp', { ...job, model: gguf });
-          log(`  ${shape} ${dtype} rep ${rep + 1} llama.cpp: prefill ${l.prefill_tok_s.toFixed(1)} tok/s, decode ${l.decode_tok_s.toFixed(2)} tok/s`);
-          llama = best(llama, l);
-        }
-        if (opts.ours) {
-          const o = spawnChild('ours', { ...job, model: dir });
-          log(`  ${shape} ${dtype} rep ${rep + 1} ours:      prefill ${o.prefill_tok_s.toFixed(1)} tok/s, decode ${o.decode_tok_s.toFixed(2)} tok/s`);
-          ours = best(ours, o);
+        // Alternate which side goes first, so drifting load does not favour one.
+        const order: ('llamacpp' | 'ours')[] = rep % 2 ? ['ours', 'llamacpp'] : ['llamacpp', 'ours'];
+        for (const side of order) {
+          if (side === 'llamacpp' && opts.llamacpp) {
+            const l = spawnChild('llamacpp', { ...job, model: gguf });
+            log(`  ${shape} ${dtype} rep ${rep + 1} llama.cpp: prefill ${l.prefill_tok_s.toFixed(1)} tok/s, decode ${l.decode_tok_s.toFixed(2)} tok/s (load ${loadavg()[0].toFixed(2)})`);
+            llamaRuns.push(l);
+          }
+          if (side === 'ours' && opts.ours) {
+            const o = spawnChild('ours', { ...job, model: dir });
+            log(`  ${shape} ${dtype} rep ${rep + 1} ours:      prefill ${o.prefill_tok_s.toFixed(1)} tok/s, decode ${o.decode_tok_s.toFixed(2)} tok/s (load ${loadavg()[0].toFixed(2)})`);
+            oursRuns.push(o);
+          }
         }
       }
-      results.push({ shape, dtype, wbytes, ours, llama });
+      results.push({ shape, dtype, wbytes, ours: medianOf(oursRuns), llama: medianOf(llamaRuns) });
     }
   }
   await remeasure();
@@ -309,7 +321,7 @@ async function main(argv: string[]): Promise<void> {
     );
   }
   log('');
-  log(`threads ${opts.threads}, prompt ${opts.prompt}, gen ${opts.gen}, best of ${opts.reps}; read bandwidth ${(bw.readBytesPerS / 1e9).toFixed(1)} GB/s (${bw.method})`);
+  log(`threads ${opts.threads}, prompt ${opts.prompt}, gen ${opts.gen}, median of ${opts.reps}; read bandwidth ${(bw.readBytesPerS / 1e9).toFixed(1)} GB/s (${bw.method})`);
   log('pp = prompt tok/s, tg = decode tok/s, ratio = ours / llama.cpp, GB/s = weight bytes read per second in decode');
   log(`${'shape'.padEnd(15)} ${'dtype'.padEnd(5)} ${'pp ours'.padStart(8)} ${'pp llama'.padStart(8)} ${'ratio'.padStart(6)} ${'tg ours'.padStart(8)} ${'tg llama'.padStart(8)} ${'ratio'.padStart(6)} ${'roofline'.padStart(9)} ${'GB/s ours'.padStart(9)} ${'GB/s llama'.padStart(9)}`);
   for (const r of rows) log(r);

@@ -1,4 +1,5 @@
-// Kernel throughput: GEMV 4096x4096 (the decode path) for f32/f16/bf16/q8_0 weights and GEMM
+// Kernel throughput: GEMV 4096x4096 (the decode path) for f32/f16/bf16/q8_0 weights, decode GEMVs
+// at Qwen2.5-0.5B shapes for row-major f32 against the r4 layout (matmul_r4.ts), and GEMM
 // 512x512x512 (prefill) at 1 and 2 threads, decode attention over 1024 slots, plus the pool's
 // empty-dispatch round trip.
 // Each case warms up for >= 400 ms first (V8 runs wasm in Liftoff until tier-up).
@@ -161,6 +162,25 @@ for (const threads of quantOnly ? [] : THREADS) {
     }
     rows.push({ case: `gemv ${kind} 4096x4096`, threads, ...t, gbps: bytes / t.ms / 1e6, gflops: 2 * K * N / t.ms / 1e6 });
     rt.release(mark);
+  }
+  // Decode GEMVs at Qwen2.5-0.5B shapes, cycling through enough distinct matrices (about 150 MB)
+  // that weights stream from memory as in a real step: row-major f32 against the r4 layout.
+  for (const [N2, K2, reps] of [[896, 896, 48], [4864, 896, 8], [896, 4864, 8]]) {
+    for (const kind of ['f32', 'f32r4'] as const) {
+      const mark = rt.mark();
+      const ws: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        const w = rt.alloc(N2 * K2 * 4);
+        fill(rt, w, N2 * K2);
+        if (kind === 'f32r4' && rt.k.pack_f32r4(w, N2, K2) !== 1) throw new Error('pack_f32r4 refused');
+        ws.push(w);
+      }
+      const op: ParallelOp = kind === 'f32' ? 'matmul_f32' : 'matmul_f32r4';
+      const t = time(() => { for (const w of ws) rt.run(op, [out, x, w, 0, 1, K2, N2]); });
+      const bytes = N2 * K2 * 4 * reps;
+      rows.push({ case: `gemv ${kind} ${N2}x${K2} x${reps} (from memory)`, threads, ...t, gbps: bytes / t.ms / 1e6, gflops: 2 * N2 * K2 * reps / t.ms / 1e6 });
+      rt.release(mark);
+    }
   }
   for (const kind of ['f32', 'f16', 'q8']) {
     const S = 512, mark = rt.mark();

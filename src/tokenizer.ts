@@ -1,14 +1,27 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import * as hf from '@huggingface/tokenizers';
 import { StreamlmError } from './errors.js';
+import { platform } from './platform/current.js';
+import type { FileSet } from './platform/types.js';
 
 type Obj = Record<string, unknown>;
 
-function readJson(file: string): Obj {
+/**
+ * The part of @huggingface/tokenizers 0.2.0 used here, typed by hand: its .d.ts files import
+ * without file extensions, which NodeNext resolution cannot follow, so TypeScript would see `any`.
+ */
+interface Tokenizer {
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  token_to_id(token: string): number | undefined;
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+}
+const Tokenizer = hf.Tokenizer as unknown as new (tokenizerJson: Obj, tokenizerConfig: Obj) => Tokenizer;
+
+function readJson(fs: FileSet, name: string): Obj {
+  const file = fs.path(name);
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(fs.text(name));
   } catch (e) {
     throw new StreamlmError(`not valid JSON: ${(e as Error).message}`, { file });
   }
@@ -27,7 +40,9 @@ function tokenContent(v: unknown): string | null {
 function chatTemplateOf(v: unknown): string | null {
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) return null;
-  const named = v.filter((t): t is { name: string; template: string } => typeof t?.name === 'string' && typeof t?.template === 'string');
+  const named = (v as unknown[]).filter(
+    (t): t is { name: string; template: string } => typeof (t as Obj)?.name === 'string' && typeof (t as Obj)?.template === 'string',
+  );
   return (named.find((t) => t.name === 'default') ?? named[0])?.template ?? null;
 }
 
@@ -66,14 +81,14 @@ export class TextTokenizer {
   }
 
   /** Loads `dir/tokenizer.json` and, if present, tokenizer_config.json and chat_template.jinja; null without tokenizer.json. */
-  static load(dir: string): TextTokenizer | null {
-    const file = join(dir, 'tokenizer.json');
-    if (!existsSync(file)) return null;
-    const json = readJson(file);
-    const cfgFile = join(dir, 'tokenizer_config.json');
-    const cfg = existsSync(cfgFile) ? readJson(cfgFile) : {};
-    const jinja = join(dir, 'chat_template.jinja');
-    const template = chatTemplateOf(cfg.chat_template) ?? (existsSync(jinja) ? readFileSync(jinja, 'utf8') : null);
+  static load(dir: string | FileSet): TextTokenizer | null {
+    const fs = typeof dir === 'string' ? platform.dir(dir) : dir;
+    if (!fs.has('tokenizer.json')) return null;
+    const file = fs.path('tokenizer.json');
+    const json = readJson(fs, 'tokenizer.json');
+    const cfgFile = fs.path('tokenizer_config.json');
+    const cfg = fs.has('tokenizer_config.json') ? readJson(fs, 'tokenizer_config.json') : {};
+    const template = chatTemplateOf(cfg.chat_template) ?? (fs.has('chat_template.jinja') ? fs.text('chat_template.jinja') : null);
     return TextTokenizer.fromObjects(json, cfg, template, file, cfgFile);
   }
 
@@ -164,11 +179,11 @@ export class StreamDecoder {
 }
 
 /** Refuses a tokenizer that can produce ids the model has no embedding for. */
-export function checkTokenizerMatches(tok: TextTokenizer, vocabSize: number, dir: string): void {
+export function checkTokenizerMatches(tok: TextTokenizer, vocabSize: number, dir: string | FileSet): void {
   if (tok.vocabSize > vocabSize) {
     throw new StreamlmError(
       `tokenizer.json has ${tok.vocabSize} tokens but config.json vocab_size is ${vocabSize}; they belong to different models`,
-      { file: join(dir, 'tokenizer.json'), field: 'vocab_size' },
+      { file: typeof dir === 'string' ? platform.dir(dir).path('tokenizer.json') : dir.path('tokenizer.json'), field: 'vocab_size' },
     );
   }
 }

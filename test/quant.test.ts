@@ -348,3 +348,22 @@ test('quantize_q8_K kernel equals quantizeRow(q8_K) codes, scales and sub-block 
   }
   rt.release(mark);
 });
+
+test('embed_q gathers rows equal to dequantizeRow bit for bit, for every block type', () => {
+  const rt = rts[0], N = 7, M = 5;
+  for (const type of [...TYPES32, ...TYPESK]) {
+    const K = QUANT_TYPES[type].blockElems === 256 ? 512 : 96, rb = rowBytes(QUANT_TYPES[type], K);
+    const mark = rt.mark();
+    const wb = randomWeights(type, N, K);
+    const ids = Int32Array.from([3, 0, 6, 3, 1]);
+    const wp = put(rt, wb), ip = put(rt, new Uint8Array(ids.buffer)), op = rt.alloc(M * K * 4);
+    assert.equal(rt.k.embed_q(op, wp, ip, M, K, QUANT_TYPES[type].id), 1, type);
+    const got = rt.f32(op, M * K);
+    for (let m = 0; m < M; m++) {
+      const want = dequantizeRow(type, wb.subarray(ids[m] * rb, (ids[m] + 1) * rb), K);
+      for (let i = 0; i < K; i++) if (!Object.is(got[m * K + i], want[i])) assert.fail(`embed_q ${type} [${m},${i}]: ${got[m * K + i]} vs ${want[i]}`);
+    }
+    rt.release(mark);
+  }
+  assert.equal(rt.k.embed_q(0, 0, 0, 0, 32, 0), 0, 'f32 is not a block type');
+});

@@ -20,8 +20,9 @@ const C = memory.data<u8>([
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,                     // 80
   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,                     // 96
   32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,     // 112
+  48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48,     // 128: 0x30
 ], 16);
-const C_15: usize = 64, C_1: usize = 80, C_3: usize = 96, C_32: usize = 112;
+const C_15: usize = 64, C_1: usize = 80, C_32: usize = 112, C_48: usize = 128;
 /** int16 lanes of 15. */
 const C16 = memory.data<u8>([15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0], 16);
 
@@ -175,6 +176,26 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   return hsum(acc);
 }
 
+/**
+ * 16 q6_K codes minus 32 as int8: the nibble (low: nib = 0, high: 1) of ql vector `a`, bits 2r..2r+1
+ * of qh vector `g` on top. Shifts are done on int16 lanes (one instruction, where an i8x16 shift
+ * costs two) and the mask then drops whatever crossed from the neighbouring byte.
+ */
+// @ts-ignore: decorator
+@inline function codes6(a: v128, g: v128, nib: i32, r: i32): v128 {
+  const m4 = v128.load(C + C_15), m30 = v128.load(C + C_48);
+  const n = nib == 0 ? v128.and(a, m4) : v128.and(i16x8.shr_u(a, 4), m4);
+  const h = r == 0 ? i16x8.shl(g, 4) : r == 1 ? i16x8.shl(g, 2) : r == 2 ? g : i16x8.shr_u(g, 2);
+  return i8x16.sub(v128.or(n, v128.and(h, m30)), v128.load(C + C_32));
+}
+
+/** Σ over one quarter (32 codes, two 16-groups with their own int8 scales) times those scales. */
+// @ts-ignore: decorator
+@inline function quarter6(xr: usize, sc: usize, w0: v128, w1: v128): v128 {
+  return i32x4.add(i32x4.mul(dot16(xr, w0), i32x4.splat(<i32>load<i8>(sc))),
+    i32x4.mul(dot16(xr + 16, w1), i32x4.splat(<i32>load<i8>(sc, 1))));
+}
+
 /** One q6_K row against one activation row. */
 // @ts-ignore: decorator
 @inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32): f32 {
@@ -187,18 +208,11 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
       const xh = xb + (<usize>h << 7);
       const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
       const g0 = v128.load(qh), g1 = v128.load(qh, 16);
-      for (let r = 0; r < 4; r++) {
-        // Quarter r: nibbles of ql[l] (r = 0, 2) or ql[l + 32] (r = 1, 3), low for r < 2; bits 2r.. of qh[l].
-        const a = (r & 1) ? l2 : l0, c = (r & 1) ? l3 : l1;
-        const m4 = v128.load(C + C_15), m2 = v128.load(C + C_3), off = v128.load(C + C_32);
-        const na = r < 2 ? v128.and(a, m4) : i8x16.shr_u(a, 4);
-        const nc = r < 2 ? v128.and(c, m4) : i8x16.shr_u(c, 4);
-        const w0 = i8x16.sub(v128.or(na, i8x16.shl(v128.and(i8x16.shr_u(g0, r << 1), m2), 4)), off);
-        const w1 = i8x16.sub(v128.or(nc, i8x16.shl(v128.and(i8x16.shr_u(g1, r << 1), m2), 4)), off);
-        const xr = xh + (<usize>r << 5);
-        isum = i32x4.add(isum, i32x4.mul(dot16(xr, w0), i32x4.splat(<i32>load<i8>(sc + (r << 1)))));
-        isum = i32x4.add(isum, i32x4.mul(dot16(xr + 16, w1), i32x4.splat(<i32>load<i8>(sc + (r << 1) + 1))));
-      }
+      // Quarter r: nibbles of ql[l] (r = 0, 2) or ql[l + 32] (r = 1, 3), low for r < 2; bits 2r.. of qh[l].
+      isum = i32x4.add(isum, quarter6(xh, sc, codes6(l0, g0, 0, 0), codes6(l1, g1, 0, 0)));
+      isum = i32x4.add(isum, quarter6(xh + 32, sc + 2, codes6(l2, g0, 0, 1), codes6(l3, g1, 0, 1)));
+      isum = i32x4.add(isum, quarter6(xh + 64, sc + 4, codes6(l0, g0, 1, 2), codes6(l1, g1, 1, 2)));
+      isum = i32x4.add(isum, quarter6(xh + 96, sc + 6, codes6(l2, g0, 1, 3), codes6(l3, g1, 1, 3)));
     }
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xs + <usize>b * XS_REC) * h2f1(load<u16>(wb, 208)))));
   }

@@ -106,7 +106,11 @@ export class WeightLoader {
     return lin;
   }
 
-  /** The weight matrix alone, in the kind `target` asks for. */
+  /**
+   * The weight matrix alone, in the kind `target` asks for. A block-quantized source (a GGUF
+   * Q4_0/Q4_K/... tensor) would become a `BlockLinear` here, rows copied as stored and its kernel
+   * taken from the block table in src/runtime/quant/; the forward pass needs no change for it.
+   */
   private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType): Linear {
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
     const N = rowsOf.reduce((a, b) => a + b, 0);

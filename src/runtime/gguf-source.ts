@@ -1,5 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { StreamlmError } from '../errors.js';
+import { platform } from '../platform/current.js';
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue } from './gguf.js';
 import type { ModelDir } from './modeldir.js';
 import type { BlockDtype, TensorInfo } from './safetensors.js';
@@ -364,5 +366,5 @@ export function openGgufModel(path: string): GgufModelSource {
     if (!dtype) throw new StreamlmError(`ggml type ${t.type.name} is not supported (F32, F16, BF16, ${BLOCK_DTYPES.join(', ')} are)`, { file: path, field });
     tensors.set(hf, { name: t.name, dtype, shape, file: path, offset: t.offset, byteLength: t.byteLength, rowMap: rowMapFor(archName, short, config) });
   }
-  return { dir: path, configFile: path, config, generationConfig: null, tensors, gguf: h };
+  return { dir: path, files: platform.dir(dirname(path)), configFile: path, config, generationConfig: null, tensors, gguf: h };
 }

@@ -1,11 +1,14 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { StreamlmError } from '../errors.js';
+import { platform } from '../platform/current.js';
+import type { FileSet } from '../platform/types.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
 
 /** A Hugging Face model directory: config.json, optional generation_config.json, safetensors weights. */
 export interface ModelDir {
+  /** The directory path or URL (FileSet.label). */
   dir: string;
+  /** Its files (on disk, picked in a page, or downloaded). */
+  files: FileSet;
   /** Path of config.json (joined onto `dir`), for error messages. */
   configFile: string;
   config: Record<string, unknown>;
@@ -14,13 +17,10 @@ export interface ModelDir {
   tensors: Map<string, TensorInfo>;
 }
 
-function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new StreamlmError(`cannot read: ${(e as Error).message}`, { file });
-  }
+/** `name` of `fs` parsed as a JSON object, or a StreamlmError naming the file. */
+export function readJsonObject(fs: FileSet, name: string): Record<string, unknown> {
+  const file = fs.path(name);
+  const text = fs.text(name);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -33,16 +33,18 @@ function readJsonObject(file: string): Record<string, unknown> {
   return json as Record<string, unknown>;
 }
 
-function addAll(out: Map<string, TensorInfo>, file: string): void {
-  for (const t of readSafetensorsHeader(file).tensors) {
+function addAll(out: Map<string, TensorInfo>, fs: FileSet, name: string): void {
+  const file = fs.path(name);
+  for (const t of readSafetensorsHeader(file, fs.open(name)).tensors) {
     const prev = out.get(t.name);
     if (prev) throw new StreamlmError(`tensor is also in ${prev.file}`, { file, field: `tensor ${t.name}` });
     out.set(t.name, t);
   }
 }
 
-function fromIndex(dir: string, indexFile: string): Map<string, TensorInfo> {
-  const index = readJsonObject(indexFile);
+function fromIndex(fs: FileSet, indexName: string): Map<string, TensorInfo> {
+  const indexFile = fs.path(indexName);
+  const index = readJsonObject(fs, indexName);
   const map = index.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     throw new StreamlmError('weight_map is missing or not an object', { file: indexFile, field: 'weight_map' });
@@ -55,49 +57,43 @@ function fromIndex(dir: string, indexFile: string): Map<string, TensorInfo> {
     }
     let tensors = headers.get(shard);
     if (!tensors) {
-      const path = join(dir, shard);
-      if (!existsSync(path)) {
+      if (!fs.has(shard)) {
         throw new StreamlmError(`shard ${shard} is listed but missing from the directory`, { file: indexFile, field: `weight_map.${name}` });
       }
-      tensors = new Map(readSafetensorsHeader(path).tensors.map((t) => [t.name, t]));
+      tensors = new Map(readSafetensorsHeader(fs.path(shard), fs.open(shard)).tensors.map((t) => [t.name, t]));
       headers.set(shard, tensors);
     }
     const info = tensors.get(name);
-    if (!info) throw new StreamlmError(`listed in ${indexFile} but absent from the shard`, { file: join(dir, shard), field: `tensor ${name}` });
+    if (!info) throw new StreamlmError(`listed in ${indexFile} but absent from the shard`, { file: fs.path(shard), field: `tensor ${name}` });
     out.set(name, info);
   }
   return out;
 }
 
-function findTensors(dir: string): Map<string, TensorInfo> {
-  const index = join(dir, 'model.safetensors.index.json');
-  if (existsSync(index)) return fromIndex(dir, index);
+function findTensors(fs: FileSet): Map<string, TensorInfo> {
+  if (fs.has('model.safetensors.index.json')) return fromIndex(fs, 'model.safetensors.index.json');
   const out = new Map<string, TensorInfo>();
-  const single = join(dir, 'model.safetensors');
-  if (existsSync(single)) {
-    addAll(out, single);
+  if (fs.has('model.safetensors')) {
+    addAll(out, fs, 'model.safetensors');
     return out;
   }
-  const loose = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
-  for (const f of loose) addAll(out, join(dir, f));
+  const loose = fs.names().filter((f) => f.endsWith('.safetensors'));
+  for (const f of loose) addAll(out, fs, f);
   if (loose.length === 0) {
-    const bin = existsSync(join(dir, 'pytorch_model.bin')) ? '; pytorch_model.bin must be converted to safetensors first' : '';
-    throw new StreamlmError(`no weights: expected model.safetensors, model.safetensors.index.json or *.safetensors${bin}`, { file: dir });
+    const bin = fs.has('pytorch_model.bin') ? '; pytorch_model.bin must be converted to safetensors first' : '';
+    throw new StreamlmError(`no weights: expected model.safetensors, model.safetensors.index.json or *.safetensors${bin}`, { file: fs.label });
   }
   return out;
 }
 
-/** Opens a model directory, reading only JSON and safetensors headers. */
-export function openModelDir(dir: string): ModelDir {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new StreamlmError('model directory not found', { file: dir });
-  }
-  const configFile = join(dir, 'config.json');
-  if (!existsSync(configFile)) throw new StreamlmError('not found; a model directory needs config.json', { file: configFile });
-  const config = readJsonObject(configFile);
-  const genFile = join(dir, 'generation_config.json');
-  const generationConfig = existsSync(genFile) ? readJsonObject(genFile) : null;
-  return { dir, configFile, config, generationConfig, tensors: findTensors(dir) };
+/** Opens a model directory (a path, or the files of a FileSet), reading only JSON and safetensors headers. */
+export function openModelDir(dir: string | FileSet): ModelDir {
+  const fs = typeof dir === 'string' ? platform.dir(dir) : dir;
+  const configFile = fs.path('config.json');
+  if (!fs.has('config.json')) throw new StreamlmError('not found; a model directory needs config.json', { file: configFile });
+  const config = readJsonObject(fs, 'config.json');
+  const generationConfig = fs.has('generation_config.json') ? readJsonObject(fs, 'generation_config.json') : null;
+  return { dir: fs.label, files: fs, configFile, config, generationConfig, tensors: findTensors(fs) };
 }
 
 /** The tensor called `name`, or a StreamlmError naming it and the directory. */

@@ -3,6 +3,8 @@
 import { StreamlmError } from '../errors.js';
 import type { Kernels, ParallelOp } from './kernels.js';
 import { Pool } from './pool.js';
+import { platform as defaultPlatform } from '../platform/current.js';
+import type { Platform } from '../platform/types.js';
 
 export type { Kernels, ParallelOp } from './kernels.js';
 
@@ -13,48 +15,47 @@ const MAX_BYTES = 2 ** 32;
 const SCRATCH_BYTES = 1 << 20;
 
 export interface RuntimeOptions {
-  /** Threads for parallel kernels, the calling thread included. Default: os.availableParallelism(). */
+  /** Threads for parallel kernels, the calling thread included. Default: the platform's cores. */
   threads?: number;
-  /**
-   * The compiled kernels (bytes or a module). Default: read `build/kernels.wasm` from the package
-   * with node:fs. Browsers pass it here.
-   */
+  /** The compiled kernels (bytes or a module). Default: `build/kernels.wasm` of the package, from the platform. */
   wasm?: BufferSource | WebAssembly.Module;
+  /** Where files, workers and kernels come from. Default: the build's own (Node, or the browser bundle's). */
+  platform?: Platform;
   /**
    * Parallel ops with fewer multiply-adds than this run on the calling thread alone: below it, a
    * dispatch (about 1 us on a quiet machine, far more when other processes hold the cores) costs
    * more than the split saves. Default 65536 (about 10 us of single-thread work). 0: always split.
    */
   minParallelWork?: number;
+  /**
+   * Receives warnings (one line each), such as `threads` above the available cores or a page
+   * without cross-origin isolation. Default: each distinct message once per process, through the
+   * platform (stderr in Node, console.warn in browsers).
+   */
+  onWarning?: (message: string) => void;
 }
 
-async function defaultThreads(): Promise<number> {
-  if (typeof process !== 'undefined' && process.versions?.node) {
-    const os = await import('node:os');
-    return os.availableParallelism();
-  }
-  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+const warned = new Set<string>();
+function warnOnce(platform: Platform): (message: string) => void {
+  return (message) => {
+    if (warned.has(message)) return;
+    warned.add(message);
+    platform.warn(message);
+  };
 }
 
-async function loadModule(wasm: RuntimeOptions['wasm']): Promise<WebAssembly.Module> {
+async function loadModule(wasm: RuntimeOptions['wasm'], platform: Platform): Promise<WebAssembly.Module> {
   if (wasm instanceof WebAssembly.Module) return wasm;
-  if (wasm) return WebAssembly.compile(wasm);
-  const url = new URL('../../build/kernels.wasm', import.meta.url);
-  const { readFile } = await import('node:fs/promises');
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = new Uint8Array(await readFile(url));
-  } catch {
-    throw new StreamlmError('not found; run `npm run build:kernels`', { file: url.pathname });
-  }
-  return WebAssembly.compile(bytes);
+  const bytes = wasm ?? await platform.kernels();
+  return bytes instanceof WebAssembly.Module ? bytes : WebAssembly.compile(bytes);
 }
 
 export class Runtime {
   /** Main thread's kernel instance, for single-threaded ops. */
   readonly k: Kernels;
   readonly memory: WebAssembly.Memory;
-  private pool!: Pool;
+  /** The worker pool: chunk statistics and the stall hook, for tests and benchmarks. */
+  pool!: Pool;
   private readonly base: number;
   private top: number;
   private marks: number[] = [];
@@ -68,11 +69,26 @@ export class Runtime {
   }
 
   static async create(opts: RuntimeOptions = {}): Promise<Runtime> {
-    const threads = opts.threads ?? await defaultThreads();
+    const platform = opts.platform ?? defaultPlatform;
+    const warn = opts.onWarning ?? warnOnce(platform);
+    const cores = platform.cores();
+    let threads = opts.threads ?? cores;
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
       throw new StreamlmError(`must be an integer in 1..256, got ${threads}`, { field: 'threads' });
     }
-    const module = await loadModule(opts.wasm);
+    // More threads than cores never pays here: each thread streams weights and a dispatch ends
+    // only when every chunk is done, so extra threads just queue for the same cores (and each
+    // costs a worker's memory). Cap, and say so.
+    if (threads > cores) {
+      warn(`threads=${threads} exceeds the ${cores} available cores; using ${cores}`);
+      threads = cores;
+    }
+    const missing = platform.sharedMemoryMissing();
+    if (missing !== null && threads > 1) {
+      warn(`${missing}; running on 1 thread instead of ${threads}`);
+      threads = 1;
+    }
+    const module = await loadModule(opts.wasm, platform);
     const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_BYTES / PAGE, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const k = instance.exports as unknown as Kernels;
@@ -81,7 +97,7 @@ export class Runtime {
     const scratch: [number, number][] = [];
     for (let t = 0; t < threads; t++) scratch.push([rt.alloc(SCRATCH_BYTES), SCRATCH_BYTES]);
     k.set_scratch(scratch[0][0], scratch[0][1]);
-    rt.pool = await Pool.create(k, module, memory, threads, scratch, opts.minParallelWork ?? 65536);
+    rt.pool = await Pool.create(platform, k, module, memory, threads, scratch, opts.minParallelWork ?? 65536);
     return rt;
   }
 

@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StreamlmError } from '../errors.js';
+import { platform } from '../platform/current.js';
+import type { ByteSource } from '../platform/types.js';
 
 /**
  * Reader for the safetensors format: an 8-byte little-endian header length N, N bytes of JSON
@@ -30,6 +31,8 @@ export interface TensorInfo {
    * row rowMap[r]. readTensorBytes returns logical order.
    */
   rowMap?: Int32Array;
+  /** Where the bytes are read from; without it, the path `file` through the platform (Node). */
+  src?: ByteSource;
 }
 
 export interface SafetensorsHeader {
@@ -39,8 +42,6 @@ export interface SafetensorsHeader {
 
 /** The format's own reference reader refuses headers above 100 MB; so do we, before allocating. */
 const MAX_HEADER_BYTES = 100_000_000;
-/** readSync takes at most 2 GiB per call; smaller chunks also keep each syscall short. */
-const READ_CHUNK = 64 * 1024 * 1024;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -50,57 +51,46 @@ function isDtype(v: unknown): v is SafetensorsDtype {
   return typeof v === 'string' && Object.hasOwn(DTYPE_BYTES, v);
 }
 
-function readExactly(fd: number, dest: Uint8Array, position: number, file: string, what: string): void {
-  let done = 0;
-  while (done < dest.byteLength) {
-    const want = Math.min(READ_CHUNK, dest.byteLength - done);
-    const got = readSync(fd, dest, done, want, position + done);
-    if (got === 0) {
-      throw new StreamlmError(
-        `file is truncated: ${what} needs ${dest.byteLength} bytes at offset ${position}, only ${done} could be read`,
-        { file },
-      );
-    }
-    done += got;
+function readExactly(src: ByteSource, dest: Uint8Array, position: number, file: string, what: string): void {
+  const done = src.read(dest, position);
+  if (done < dest.byteLength) {
+    throw new StreamlmError(
+      `file is truncated: ${what} needs ${dest.byteLength} bytes at offset ${position}, only ${done} could be read`,
+      { file },
+    );
   }
 }
 
-/** Reads and validates the header of a .safetensors file without touching the tensor data. */
-export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number;
+/**
+ * Reads and validates the header of a .safetensors file without touching the tensor data: a path
+ * (Node), or any ByteSource with `path` its name for messages. The tensors keep `src` for reading.
+ */
+export function readSafetensorsHeader(path: string, source?: ByteSource): SafetensorsHeader {
+  const src = source ?? platform.file(path);
+  const size = src.size;
+  if (size < 8) throw new StreamlmError(`file is ${size} bytes, too short for a safetensors header`, { file: path });
+  const lenBytes = new Uint8Array(8);
+  readExactly(src, lenBytes, 0, path, 'header length');
+  const len64 = new DataView(lenBytes.buffer).getBigUint64(0, true);
+  if (len64 > BigInt(size - 8)) {
+    throw new StreamlmError(`header length ${len64} is larger than the file (${size} bytes); not a safetensors file?`, { file: path });
+  }
+  const headerLen = Number(len64);
+  if (headerLen > MAX_HEADER_BYTES) {
+    throw new StreamlmError(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`, { file: path });
+  }
+  const headerBytes = new Uint8Array(headerLen);
+  readExactly(src, headerBytes, 8, path, 'header');
+  let json: unknown;
   try {
-    fd = openSync(path, 'r');
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
-    throw new StreamlmError(`cannot open: ${(e as Error).message}`, { file: path });
+    throw new StreamlmError(`header is not valid JSON: ${(e as Error).message}`, { file: path });
   }
-  try {
-    const size = fstatSync(fd).size;
-    if (size < 8) throw new StreamlmError(`file is ${size} bytes, too short for a safetensors header`, { file: path });
-    const lenBytes = new Uint8Array(8);
-    readExactly(fd, lenBytes, 0, path, 'header length');
-    const len64 = new DataView(lenBytes.buffer).getBigUint64(0, true);
-    if (len64 > BigInt(size - 8)) {
-      throw new StreamlmError(`header length ${len64} is larger than the file (${size} bytes); not a safetensors file?`, { file: path });
-    }
-    const headerLen = Number(len64);
-    if (headerLen > MAX_HEADER_BYTES) {
-      throw new StreamlmError(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`, { file: path });
-    }
-    const headerBytes = new Uint8Array(headerLen);
-    readExactly(fd, headerBytes, 8, path, 'header');
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
-    } catch (e) {
-      throw new StreamlmError(`header is not valid JSON: ${(e as Error).message}`, { file: path });
-    }
-    return parseHeader(json, path, 8 + headerLen, size);
-  } finally {
-    closeSync(fd);
-  }
+  return parseHeader(json, path, 8 + headerLen, size, src);
 }
 
-function parseHeader(json: unknown, file: string, dataStart: number, fileSize: number): SafetensorsHeader {
+function parseHeader(json: unknown, file: string, dataStart: number, fileSize: number, src: ByteSource): SafetensorsHeader {
   if (!isRecord(json)) throw new StreamlmError('header JSON is not an object', { file });
   const dataSize = fileSize - dataStart;
   const metadata: Record<string, string> = {};
@@ -135,7 +125,7 @@ function parseHeader(json: unknown, file: string, dataStart: number, fileSize: n
     if (end - begin !== expected) {
       throw new StreamlmError(`data_offsets span ${end - begin} bytes, but ${dtype}[${dims.join(', ')}] needs ${expected}`, where);
     }
-    tensors.push({ name, dtype, shape: [...dims], file, offset: dataStart + begin, byteLength: end - begin });
+    tensors.push({ name, dtype, shape: [...dims], file, offset: dataStart + begin, byteLength: end - begin, src });
     if (end > begin) spans.push({ name, begin, end });
   }
 
@@ -159,24 +149,20 @@ export function readTensorBytes(info: TensorInfo, dest: Uint8Array): void {
       field: `tensor ${info.name}`,
     });
   }
-  let fd: number;
-  try {
-    fd = openSync(info.file, 'r');
-  } catch (e) {
-    throw new StreamlmError(`cannot open: ${(e as Error).message}`, { file: info.file });
+  const src = sourceOf(info);
+  const map = info.rowMap;
+  if (!map) {
+    readExactly(src, dest, info.offset, info.file, `tensor ${info.name}`);
+    return;
   }
-  try {
-    const map = info.rowMap;
-    if (!map) {
-      readExactly(fd, dest, info.offset, info.file, `tensor ${info.name}`);
-      return;
-    }
-    // Stored rows are whole blocks for block types too, so reordering bytes row by row is exact.
-    const stored = new Uint8Array(info.byteLength);
-    readExactly(fd, stored, info.offset, info.file, `tensor ${info.name}`);
-    const rb = info.byteLength / map.length;
-    for (let r = 0; r < map.length; r++) dest.set(stored.subarray(map[r] * rb, (map[r] + 1) * rb), r * rb);
-  } finally {
-    closeSync(fd);
-  }
+  // Stored rows are whole blocks for block types too, so reordering bytes row by row is exact.
+  const stored = new Uint8Array(info.byteLength);
+  readExactly(src, stored, info.offset, info.file, `tensor ${info.name}`);
+  const rb = info.byteLength / map.length;
+  for (let r = 0; r < map.length; r++) dest.set(stored.subarray(map[r] * rb, (map[r] + 1) * rb), r * rb);
+}
+
+/** The bytes behind a tensor: its `src`, or its file through the platform. */
+export function sourceOf(info: TensorInfo): ByteSource {
+  return info.src ?? platform.file(info.file);
 }

@@ -9,11 +9,14 @@ import type { WeightLoader } from '../weights.js';
  * Llama, Mistral and Qwen2: RMSNorm, RoPE, GQA, SwiGLU; Qwen2 adds q/k/v biases; Mistral attends
  * within `sliding_window`.
  */
-export const llama: Family = {
-  architectures: ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'],
-  parse,
-  load,
-};
+/** transformers' per-architecture defaults for the keys a config.json may leave out. */
+const VARIANTS = {
+  LlamaForCausalLM: { family: 'llama', maxPos: 2048, bos: 1, eos: 2, vocab: 32000 },
+  MistralForCausalLM: { family: 'mistral', maxPos: 4096 * 32, bos: 1, eos: 2, vocab: 32000 },
+  Qwen2ForCausalLM: { family: 'qwen2', maxPos: 32768, bos: null, eos: null, vocab: 151936 },
+} as const;
+
+export const llama: Family = { architectures: Object.keys(VARIANTS), parse, load };
 
 /** The gated MLP runs silu(gate)·up (the swiglu kernel); other gate activations are refused. */
 function gatedSilu(f: Fields): HParams['act'] {
@@ -23,15 +26,11 @@ function gatedSilu(f: Fields): HParams['act'] {
 }
 
 function parse(f: Fields, arch: string): HParams {
-  const family = arch === 'LlamaForCausalLM' ? 'llama' : arch === 'MistralForCausalLM' ? 'mistral' : 'qwen2';
+  const defaults = VARIANTS[arch as keyof typeof VARIANTS];
+  const family = defaults.family;
   const hiddenSize = f.int('hidden_size');
   const numHeads = f.int('num_attention_heads');
   const headDim = heads(f, hiddenSize, numHeads, 'head_dim');
-  const defaults = {
-    llama: { maxPos: 2048, bos: 1, eos: 2, vocab: 32000 },
-    mistral: { maxPos: 4096 * 32, bos: 1, eos: 2, vocab: 32000 },
-    qwen2: { maxPos: 32768, bos: null, eos: null, vocab: 151936 },
-  }[family];
   const maxPositionEmbeddings = f.int('max_position_embeddings', defaults.maxPos);
 
   let slidingWindow: number | null = null;

@@ -1,5 +1,3 @@
-import { existsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { StreamlmError } from '../errors.js';
 import { platform } from '../platform/current.js';
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue } from './gguf.js';
@@ -329,14 +327,19 @@ function expectedShape(arch: string, short: string, cfg: Obj): number[] | null {
   return table[short] ?? null;
 }
 
-/** True when `path` names a GGUF file (by extension, or a regular file starting with the magic). */
+/** True when `path` names a GGUF file (by its extension). */
 export function isGgufPath(path: string): boolean {
-  return /\.gguf$/i.test(path) || (existsSync(path) && statSync(path).isFile());
+  return /\.gguf$/i.test(path);
+}
+
+/** The folder part of a path or URL (for the FileSet beside a .gguf file). */
+function parentOf(path: string): string {
+  const i = Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\'));
+  return i < 0 ? '.' : i === 0 ? '/' : path.slice(0, i);
 }
 
 /** Opens a GGUF model file, reading only its header. */
 export function openGgufModel(path: string): GgufModelSource {
-  if (!existsSync(path) || !statSync(path).isFile()) throw new StreamlmError('GGUF file not found', { file: path });
   const h = readGgufHeader(path);
   const m = new GgufMeta(h);
   const archName = m.str('general.architecture');
@@ -366,5 +369,5 @@ export function openGgufModel(path: string): GgufModelSource {
     if (!dtype) throw new StreamlmError(`ggml type ${t.type.name} is not supported (F32, F16, BF16, ${BLOCK_DTYPES.join(', ')} are)`, { file: path, field });
     tensors.set(hf, { name: t.name, dtype, shape, file: path, offset: t.offset, byteLength: t.byteLength, rowMap: rowMapFor(archName, short, config) });
   }
-  return { dir: path, files: platform.dir(dirname(path)), configFile: path, config, generationConfig: null, tensors, gguf: h };
+  return { dir: path, files: platform.dir(parentOf(path)), configFile: path, config, generationConfig: null, tensors, gguf: h };
 }

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { platform } from '../platform/current.js';
+import type { ByteSource } from '../platform/types.js';
 import { StreamlmError } from '../errors.js';
 
 /**
@@ -95,7 +96,7 @@ class Cursor {
   private bufStart = 0;
   private bufLen = 0;
 
-  constructor(private readonly fd: number, readonly size: number, readonly file: string) {}
+  constructor(private readonly src: ByteSource, readonly size: number, readonly file: string) {}
 
   get left(): number { return this.size - this.pos; }
 
@@ -114,7 +115,7 @@ class Cursor {
       const want = Math.min(this.buf.length, this.left);
       let got = 0;
       while (got < want) {
-        const r = readSync(this.fd, this.buf, got, want - got, this.pos + got);
+        const r = this.src.read(this.buf.subarray(got, want), this.pos + got);
         if (r === 0) break;
         got += r;
       }
@@ -229,21 +230,14 @@ function readArray(c: Cursor, what: string, depth: number): GgufValue {
 /** Little-endian typed arrays above assume a little-endian host, as every wasm host is. */
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Reads and validates a GGUF file's header; tensor data is left on disk. */
-export function readGgufHeader(path: string): GgufHeader {
+/**
+ * Reads and validates a GGUF file's header; tensor data is left where it is. `src` defaults to the
+ * file at `path` through the platform (Node); a page passes a Blob-backed source.
+ */
+export function readGgufHeader(path: string, src?: ByteSource): GgufHeader {
   if (!HOST_LE) throw new StreamlmError('GGUF reading needs a little-endian host', { file: path });
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new StreamlmError(`cannot open: ${(e as Error).message}`, { file: path });
-  }
-  try {
-    const size = fstatSync(fd).size;
-    return parse(new Cursor(fd, size, path));
-  } finally {
-    closeSync(fd);
-  }
+  const bytes = src ?? platform.file(path);
+  return parse(new Cursor(bytes, bytes.size, path));
 }
 
 function parse(c: Cursor): GgufHeader {

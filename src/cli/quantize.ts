@@ -8,7 +8,12 @@ Writes the Hugging Face model in DIR (Llama, Mistral or Qwen2) as one GGUF file 
 biases stay f32. Rows that cannot hold TYPE's blocks fall back per tensor, as llama.cpp does.
   --type   ${GGUF_TYPES.join(', ')}`;
 
-export async function runQuantize(argv: string[]): Promise<void> {
+/** The CLI command; a promise so every command has one shape (the work itself is synchronous). */
+export function runQuantize(argv: string[]): Promise<void> {
+  return Promise.resolve().then(() => quantize(argv));
+}
+
+function quantize(argv: string[]): void {
   const { flags } = parseFlags(argv, {
     model: { type: 'string' }, out: { type: 'string' }, type: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, 'quantize');

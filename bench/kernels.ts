@@ -139,7 +139,7 @@ for (const threads of THREADS) {
     rt.i32(pos, S).set(Int32Array.from({ length: S }, (_, i) => i));
     rt.i32(grp, S).fill(0);
     rt.i32(qPos, 1)[0] = S;
-    const args = [o, q, nH * hd, nH * hd, kc, vc, nKv * hd, pos, grp, S, qPos, 1, nH, nKv, hd, 0.125, 0, 0, scratch];
+    const args = [o, q, nH * hd, nH * hd, kc, vc, nKv * hd, pos, grp, S, qPos, 1, nH, nKv, hd, 0.125, 0, 0, 0, 0, scratch];
     const t = time(() => rt.run('attention', args));
     const bytes = 2 * S * nKv * hd * 4;
     rows.push({ case: 'attention decode 14h/2kv x 1024 slots', threads, ...t, gbps: bytes / t.ms / 1e6, gflops: 4 * nH * S * hd / t.ms / 1e6 });

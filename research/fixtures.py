@@ -89,6 +89,17 @@ SPECS = {
                         llama(rope_parameters={"rope_type": "yarn", "factor": 4.0,
                                                "original_max_position_embeddings": 32, "rope_theta": 10000.0}),
                         {"bos": True}),
+    # Appended last so the seeds of the fixtures above stay the same (seed = 1000 + index).
+    # Mistral with a sliding window shorter than the 24-token reference: tokens past position 8
+    # no longer see the first ones.
+    "mistral-sliding": (MistralConfig, MistralForCausalLM,
+                        llama(num_key_value_heads=2, tie_word_embeddings=True, sliding_window=8,
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), {"bos": True}),
+    # MPT whose config says expansion_ratio=2: HF's MptForCausalLM still builds 4 * d_model.
+    "mpt-expansion": (MptConfig, MptForCausalLM,
+                      dict(d_model=64, n_heads=4, n_layers=2, expansion_ratio=2, max_seq_len=128, vocab_size=V,
+                           no_bias=True, tie_word_embeddings=True, use_cache=True, layer_norm_epsilon=1e-5,
+                           attn_config={"alibi": True, "alibi_bias_max": 8}, **SPECIAL), {"bos": False}),
 }
 
 

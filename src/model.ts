@@ -1,13 +1,17 @@
 import { StreamlmError } from './errors.js';
-import { parseHParams, type HParams } from './models/config.js';
-import { familyFor } from './models/registry.js';
+import type { HParams } from './models/config.js';
+import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
-import { WeightLoader, type LoadDType } from './models/weights.js';
+import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
 import { openModelDir } from './runtime/modeldir.js';
 import { Runtime } from './runtime/runtime.js';
+import { checkCacheFits, type BudgetNames } from './cache/budget.js';
 import { KVCache } from './cache/kvcache.js';
 import { parsePolicy } from './cache/policy.js';
-import { cacheCapacity, Session, type SessionOptions } from './session.js';
+import { decodeSnapshot } from './cache/snapshot.js';
+import { DEFAULT_CACHE, loadDTypeOf, prefillChunkOf } from './defaults.js';
+import { modelFingerprint } from './fingerprint.js';
+import { Session, type SessionOptions } from './session.js';
 import { checkTokenizerMatches, TextTokenizer } from './tokenizer.js';
 
 export interface LoadOptions {
@@ -15,11 +19,18 @@ export interface LoadOptions {
   threads?: number;
   /** Keep the checkpoint's weight dtype (`auto`, default), or convert to `f32` or `q8_0`. */
   dtype?: LoadDType;
+  /**
+   * How low-rank (compressed) blocks run: `auto` (default) streams prompt chunks of 16+ tokens
+   * through the FlashSVD kernels where a block allows it, `materialized` always uses the GEMMs,
+   * `streaming` always streams (an error for a block that cannot). No effect on dense models.
+   */
+  lowrank?: LowRankMode;
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
 export class Model {
   private sessions = 0;
+  private fp: string | null = null;
 
   private constructor(
     readonly dir: string,
@@ -33,19 +44,19 @@ export class Model {
 
   /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
-    const dtype = opts.dtype ?? 'auto';
-    if (!['auto', 'f32', 'q8_0'].includes(dtype)) throw new StreamlmError(`dtype must be auto, f32 or q8_0, got '${dtype}'`, { field: 'dtype' });
+    const dtype = loadDTypeOf(opts.dtype);
+    const lowrank = opts.lowrank ?? 'auto';
+    if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
     const md = openModelDir(dir);
-    const hp = parseHParams(md.config, md.configFile);
-    const loadTensors = familyFor(hp, md.configFile);
-    if (hp.gatedMlp && hp.act !== 'silu') throw new StreamlmError(`gated MLP with activation '${hp.act}' is not implemented (only silu)`, { file: md.configFile, field: 'hidden_act' });
+    const hp = parseHParams(md.config, md.configFile, md.tensors);
+    const family = familyOf(hp);
     const tokenizer = TextTokenizer.load(dir);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, dir);
     const rt = await Runtime.create({ threads: opts.threads });
     try {
-      const wl = new WeightLoader(rt, md, dtype);
-      const weights = loadTensors(hp, wl, md.config);
-      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights), wl.bytes);
+      const wl = new WeightLoader(rt, md, dtype, lowrank);
+      const weights = family.load(hp, wl, md.config);
+      return new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
     } catch (e) {
       await rt.close();
       throw e;
@@ -65,30 +76,88 @@ export class Model {
   }
 
   /**
+   * Identifies the computation a snapshot's K/V came from, so a snapshot is never restored into
+   * another model. A 64-bit hash (two 32-bit ones) over the parsed hparams, the bytes of weights in
+   * wasm memory (so a q8_0 or f32 load differs from the checkpoint's dtype), and every checkpoint
+   * tensor's name, dtype and shape plus 96 of its bytes (start, middle, end). Computed once, on
+   * first use: it reads only safetensors headers and a few bytes per tensor.
+   */
+  get fingerprint(): string {
+    this.fp ??= modelFingerprint(this.dir, this.hparams, this.weightBytes);
+    return this.fp;
+  }
+
+  /**
    * A new stream with its own KV cache. Close sessions in reverse order of creation, unless they
    * run on a cache from `allocCache` (`opts.kv`), which may be closed in any order.
    */
   session(opts: SessionOptions = {}): Session {
-    if (opts.kv) return new Session(this.net, () => {}, opts);
+    const fingerprint = (): string => this.fingerprint;
+    if (opts.kv) return new Session({ net: this.net, release: () => {}, fingerprint }, opts);
     const rt = this.net.rt;
     const mark = rt.mark();
     this.sessions++;
-    return new Session(this.net, () => { this.sessions--; rt.release(mark); }, opts);
+    try {
+      return new Session({ net: this.net, release: () => { this.sessions--; rt.release(mark); }, fingerprint }, opts);
+    } catch (e) {
+      this.sessions--;
+      rt.release(mark);
+      throw e;
+    }
+  }
+
+  /**
+   * Brings back a session from `Session.snapshot()`, bit-identically: the next tokens equal those
+   * the original session would have given. Refuses (StreamlmError) a snapshot of another model, of
+   * another format version, or a corrupt or truncated one. `opts.kv` restores into a cache from
+   * `allocCache` (it must have at least the snapshot's slots).
+   */
+  restoreSession(bytes: Uint8Array, opts: { kv?: KVCache } = {}): Session {
+    const snap = decodeSnapshot(bytes);
+    const h = snap.header;
+    if (h.model !== this.fingerprint) throw new StreamlmError(`the snapshot was taken with another model (fingerprint ${String(h.model)}, this model's is ${this.fingerprint})`, { field: 'snapshot' });
+    const hp = this.hparams;
+    if (h.numLayers !== hp.numLayers || h.kvDim !== hp.numKvHeads * hp.headDim) throw new StreamlmError('not a usable session snapshot: its cache shape does not match the model', { field: 'snapshot' });
+    if (!Number.isInteger(h.capacity) || h.capacity < 1) throw new StreamlmError('not a usable session snapshot: bad capacity', { field: 'snapshot' });
+    const s = this.session({ cache: h.policy, evictChunk: h.evictChunk, prefillChunk: h.prefillChunk, maxTokens: h.capacity, kv: opts.kv });
+    try {
+      if (!opts.kv && s.cache.capacity !== h.capacity) throw new StreamlmError(`not a usable session snapshot: ${h.policy} has ${s.cache.capacity} slots here, ${h.capacity} in the snapshot`, { field: 'snapshot' });
+      s.restore(snap);
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  /**
+   * Throws a StreamlmError naming the option (or the CLI flag in `names`) and the largest value that
+   * fits, unless `count` caches for sessions with `opts` fit in wasm memory beside the weights and
+   * one forward's activations. Sessions and allocCache check this themselves; the CLI and the server
+   * call it first to blame their own flags.
+   */
+  checkCacheFits(opts: SessionOptions = {}, count = 1, names: BudgetNames = {}): void {
+    const policy = parsePolicy(opts.cache ?? DEFAULT_CACHE, opts);
+    const prefillChunk = prefillChunkOf(opts.prefillChunk);
+    const hp = this.hparams;
+    const capacity = policy.capacity(prefillChunk, opts.maxTokens ?? hp.maxPositionEmbeddings);
+    checkCacheFits({ hp, policy, prefillChunk, capacity, count, allocated: this.net.rt.bytesAllocated, threads: this.threads }, names);
   }
 
   /**
    * Allocates a KV cache that lives as long as the model, sized for sessions created with `opts`
-   * (finite policies only), to pass as `session({ ...opts, kv })`. Call it before opening sessions
+   * (bounded policies only), to pass as `session({ ...opts, kv })`. Call it before opening sessions
    * without `kv`: their memory is released stack-wise and would take this cache with it.
    */
   allocCache(opts: SessionOptions = {}): KVCache {
     if (this.sessions > 0) throw new StreamlmError(`allocate caches before opening sessions without one (${this.sessions} open)`, { field: 'kv' });
-    const policy = parsePolicy(opts.cache ?? 'sink:4+1020', opts);
-    if (!Number.isFinite(policy.keep)) throw new StreamlmError(`a shared cache needs a finite policy (window:W or sink:S+W), got '${policy.name}'`, { field: 'cache' });
-    const chunk = opts.prefillChunk ?? 64;
-    if (!Number.isInteger(chunk) || chunk < 1) throw new StreamlmError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`, { field: 'prefillChunk' });
+    const policy = parsePolicy(opts.cache ?? DEFAULT_CACHE, opts);
+    if (!policy.bounded) throw new StreamlmError(`a shared cache needs a bounded policy (window:W, sink:S+W or recompute:W), got '${policy.name}'`, { field: 'cache' });
+    const chunk = prefillChunkOf(opts.prefillChunk);
     const hp = this.hparams;
-    return new KVCache(this.net.rt, hp.numLayers, hp.numKvHeads * hp.headDim, cacheCapacity(policy, chunk, hp.maxPositionEmbeddings));
+    const capacity = policy.capacity(chunk, hp.maxPositionEmbeddings);
+    this.checkCacheFits(opts);
+    return new KVCache(this.net.rt, hp.numLayers, hp.numKvHeads * hp.headDim, capacity);
   }
 
   /** Text to token ids, with the BOS token when the tokenizer config asks for it. */

@@ -1,5 +1,9 @@
+import { checkCacheFits } from './cache/budget.js';
+import { SlotBook } from './cache/book.js';
 import { KVCache } from './cache/kvcache.js';
-import { parsePolicy, type CachePolicy, type PolicyOptions } from './cache/policy.js';
+import { parsePolicy, type CachePolicy, type Forward, type PolicyOptions, type RunOptions } from './cache/policy.js';
+import { encodeSnapshot, type DecodedSnapshot } from './cache/snapshot.js';
+import { DEFAULT_CACHE, prefillChunkOf } from './defaults.js';
 import { StreamlmError } from './errors.js';
 import type { ForwardOptions, Transformer } from './models/transformer.js';
 
@@ -17,15 +21,20 @@ export interface SessionOptions extends PolicyOptions {
   kv?: KVCache;
 }
 
-/** KV slots a session with `policy` needs: what it keeps plus one prefill chunk. */
-export function cacheCapacity(policy: CachePolicy, prefillChunk: number, maxPositions: number, maxTokens?: number): number {
-  if (policy.recompute) return policy.keep + 1;
-  if (Number.isFinite(policy.keep)) return policy.keep + prefillChunk;
-  return maxTokens ?? maxPositions;
-}
-
 /** Cache occupancy, for status lines and metrics. */
 export interface CacheStats { policy: string; length: number; sinks: number; seen: number; evicted: number; capacity: number; bytes: number }
+
+/** What a session needs from its model, beyond the forward pass. */
+export interface SessionHost {
+  net: Transformer;
+  /** Called once by close(). */
+  release: () => void;
+  /** Model.fingerprint, written into snapshots. */
+  fingerprint: () => string;
+}
+
+/** A draft in flight (see Session.draft): its logits, and what to return to if it is rejected. */
+interface Draft { n: number; high: number; logits: Float32Array; before: Float32Array | null }
 
 /**
  * One stream of text through one model: the KV cache plus its eviction policy.
@@ -37,16 +46,20 @@ export class Session {
   readonly policy: CachePolicy;
   readonly cache: KVCache;
   readonly prefillChunk: number;
-  /** Recompute keeps tokens, not K/V, between steps. */
-  private history: number[] = [];
+  /** Tokens accepted but not yet fed; the next prefill or step feeds them first. */
+  private pending: number[] = [];
+  /** Logits of the last forward (predicting the next token), or null before the first. */
+  private last: Float32Array | null = null;
+  private draftState: Draft | null = null;
   private closed = false;
 
-  constructor(private readonly net: Transformer, private readonly release: () => void, opts: SessionOptions = {}) {
-    this.policy = parsePolicy(opts.cache ?? 'sink:4+1020', opts);
-    this.prefillChunk = opts.prefillChunk ?? 64;
-    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new StreamlmError(`prefillChunk must be a positive integer, got ${opts.prefillChunk}`, { field: 'prefillChunk' });
-    const hp = net.hp;
-    const capacity = cacheCapacity(this.policy, this.prefillChunk, hp.maxPositionEmbeddings, opts.maxTokens);
+  constructor(private readonly host: SessionHost, opts: SessionOptions = {}) {
+    this.policy = parsePolicy(opts.cache ?? DEFAULT_CACHE, opts);
+    this.prefillChunk = prefillChunkOf(opts.prefillChunk);
+    const net = host.net, hp = net.hp;
+    const maxTokens = opts.maxTokens ?? hp.maxPositionEmbeddings;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new StreamlmError(`maxTokens must be a positive integer, got ${opts.maxTokens}`, { field: 'maxTokens' });
+    const capacity = this.policy.capacity(this.prefillChunk, maxTokens);
     const kvDim = hp.numKvHeads * hp.headDim;
     if (opts.kv) {
       const kv = opts.kv;
@@ -55,44 +68,69 @@ export class Session {
       kv.reset();
       this.cache = kv;
     } else {
+      checkCacheFits({ hp, policy: this.policy, prefillChunk: this.prefillChunk, capacity, count: 1, allocated: net.rt.bytesAllocated, threads: net.rt.threads });
       this.cache = new KVCache(net.rt, hp.numLayers, kvDim, capacity);
     }
   }
 
-  /** Feeds prompt tokens; returns the logits after the last one. */
+  /** Logits predicting the next token (those the last prefill or step returned), or null before any. */
+  get logits(): Float32Array | null { return this.last; }
+
+  /** Feeds prompt tokens (after any pending ones); returns the logits after the last one. */
   prefill(ids: readonly number[], opts: ForwardOptions = {}): Float32Array {
-    if (ids.length === 0) throw new StreamlmError('prefill needs at least one token', { field: 'prompt' });
-    if (this.policy.recompute) {
-      let last: Float32Array | null = null;
-      // Only the last token's logits are wanted, so only its window needs computing.
-      this.history.push(...ids.slice(0, -1));
-      this.trimHistory();
-      last = this.step(ids[ids.length - 1], opts);
-      return last;
-    }
-    let logits: Float32Array | null = null;
-    for (let i = 0; i < ids.length; i += this.prefillChunk) {
-      logits = this.forward(ids.slice(i, i + this.prefillChunk), opts);
-    }
-    return logits!;
+    if (ids.length === 0 && this.pending.length === 0) throw new StreamlmError('prefill needs at least one token', { field: 'prompt' });
+    return this.feed([...this.takePending(), ...ids], opts);
   }
 
-  /** Appends one token; returns the logits predicting the next. */
+  /** Appends one token (after any pending ones); returns the logits predicting the next. */
   step(id: number, opts: ForwardOptions = {}): Float32Array {
-    if (!this.policy.recompute) return this.forward([id], opts);
-    const window = [...this.history, id];
-    this.cache.reset();
-    const batch = this.cache.append(window, this.policy);
-    const logits = this.net.forward(window, batch, opts);
-    this.history.push(id);
-    this.trimHistory();
+    return this.feed([...this.takePending(), id], opts);
+  }
+
+  /** Runs tokens through the model in one forward and returns logits for each of them (M, vocab). */
+  forwardAll(ids: readonly number[]): Float32Array {
+    if (!this.policy.carriesKV) throw new StreamlmError(`forwardAll is not defined for ${this.policy.name}; use step()`, { field: 'cache' });
+    if (this.pending.length) throw new StreamlmError('forwardAll with pending tokens; feed them with prefill() first', { field: 'pending' });
+    return this.runPolicy(ids, {}, { chunk: Math.max(ids.length, 1), logits: 'all' });
+  }
+
+  /**
+   * Queues tokens to feed before the next prefill or step, without running the model now: a reply's
+   * last sampled token, or the rest of an interrupted prompt. Snapshots keep them.
+   */
+  defer(ids: readonly number[]): void { this.pending.push(...ids); }
+
+  get pendingCount(): number { return this.pending.length; }
+
+  /** Removes and returns the pending tokens, for a caller that schedules its own prefill chunks. */
+  takePending(): number[] { const p = this.pending; this.pending = []; return p; }
+
+  /**
+   * Appends draft tokens in one forward and returns logits for each (ids.length, vocab), without
+   * evicting after them, so rejecting them cannot have pushed a real token out. Follow with
+   * `accept(n)`. For speculative decoding; needs a policy that keeps K/V and at most a prefill chunk.
+   */
+  draft(ids: readonly number[]): Float32Array {
+    if (this.draftState) throw new StreamlmError('a draft is already open; accept() it first', { field: 'draft' });
+    if (ids.length === 0 || ids.length > this.prefillChunk) throw new StreamlmError(`a draft needs 1..${this.prefillChunk} tokens (the prefill chunk), got ${ids.length}`, { field: 'draft' });
+    if (this.pending.length) this.feed(this.takePending(), {});
+    this.policy.evict(this.cache.book);
+    const high = this.cache.book.highWater;
+    const logits = this.runPolicy(ids, {}, { chunk: ids.length, logits: 'all', evictAfter: false });
+    this.draftState = { n: ids.length, high, logits, before: this.last };
     return logits;
   }
 
-  /** Runs tokens through the model and returns logits for each of them (M, vocab). */
-  forwardAll(ids: readonly number[]): Float32Array {
-    if (this.policy.recompute) throw new StreamlmError('forwardAll is not defined for recompute policies; use step()', { field: 'cache' });
-    return this.forward(ids, { logits: 'all' });
+  /** Keeps the first `n` tokens of the open draft and takes the rest back as if never fed, then evicts. */
+  accept(n: number): void {
+    const d = this.draftState;
+    if (!d) throw new StreamlmError('no draft is open', { field: 'draft' });
+    if (!Number.isInteger(n) || n < 0 || n > d.n) throw new StreamlmError(`accept(n) needs 0 <= n <= ${d.n}, got ${n}`, { field: 'draft' });
+    this.draftState = null;
+    if (n < d.n) this.cache.truncate(d.n - n, d.high);
+    const V = this.host.net.hp.vocabSize;
+    this.last = n === 0 ? d.before : d.logits.slice((n - 1) * V, n * V);
+    this.policy.evict(this.cache.book);
   }
 
   stats(): CacheStats {
@@ -102,22 +140,77 @@ export class Session {
   }
 
   /**
+   * Everything needed to continue this stream elsewhere, bit-identically: the model's fingerprint,
+   * the policy, the slot book, the stream counters, pending tokens, the last logits and the K/V of
+   * the kept tokens (none for recompute, which keeps ids only). See src/cache/snapshot.ts.
+   */
+  snapshot(opts: { extra?: unknown } = {}): Uint8Array {
+    if (this.draftState) throw new StreamlmError('a draft is open; accept() it before a snapshot', { field: 'draft' });
+    const c = this.cache, rt = this.host.net.rt, book = c.book.state();
+    const kvBytes = this.policy.carriesKV ? 2 * c.numLayers * book.order.length * c.kvDim * 4 : 0;
+    const kv = new Uint8Array(kvBytes);
+    if (kvBytes) {
+      const row = c.kvDim * 4;
+      let o = 0;
+      for (let l = 0; l < c.numLayers; l++)
+        for (const base of [c.k[l], c.v[l]])
+          for (const slot of book.order) { kv.set(rt.u8(base + slot * row, row), o); o += row; }
+    }
+    const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const stream = book.stream.subarray(0, c.capacity), token = book.token.subarray(0, c.capacity), group = book.group.subarray(0, c.capacity);
+    return encodeSnapshot({
+      format: 'streamlm-session', model: this.host.fingerprint(), policy: this.policy.name, evictChunk: this.policy.evictChunk,
+      prefillChunk: this.prefillChunk, capacity: c.capacity, numLayers: c.numLayers, kvDim: c.kvDim, counters: c.counters,
+      order: book.order, free: book.free, high: book.high, pending: [...this.pending], vocab: this.last?.length ?? 0,
+      extra: opts.extra ?? null,
+    }, { stream: bytes(stream), token: bytes(token), group: bytes(group), logits: this.last ? bytes(this.last) : new Uint8Array(0), kv });
+  }
+
+  /** Loads a decoded snapshot into this fresh session (see Model.restoreSession, which checks the header first). */
+  restore(snap: DecodedSnapshot): void {
+    const h = snap.header, c = this.cache, rt = this.host.net.rt;
+    const corrupt = (what: string): StreamlmError => new StreamlmError(`not a usable session snapshot: ${what}`, { field: 'snapshot' });
+    const f64 = (b: Uint8Array): Float64Array => new Float64Array(b.buffer, b.byteOffset, b.byteLength / 8);
+    const i32 = (b: Uint8Array): Int32Array => new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const [stream, token, group] = ['stream', 'token', 'group'].map((n) => snap.section(n));
+    if (stream.length !== h.capacity * 8 || token.length !== h.capacity * 4 || group.length !== h.capacity * 4) throw corrupt('slot records do not match its capacity');
+    const book = SlotBook.fromState({ order: h.order, free: h.free, high: h.high, stream: f64(stream), token: i32(token), group: i32(group) }, c.capacity);
+    const kv = snap.section('kv');
+    const row = c.kvDim * 4;
+    const want = this.policy.carriesKV ? 2 * c.numLayers * h.order.length * row : 0;
+    if (kv.length !== want) throw corrupt(`K/V section has ${kv.length} bytes, expected ${want}`);
+    const counters = h.counters;
+    if (!Array.isArray(counters) || counters.length !== 2 || !counters.every((x) => Number.isSafeInteger(x) && x >= 0) || counters[1] < h.order.length) throw corrupt('stream counters are invalid');
+    const V = this.host.net.hp.vocabSize;
+    if (!Array.isArray(h.pending) || h.pending.some((x) => !Number.isInteger(x) || x < 0 || x >= V)) throw corrupt('pending tokens are outside the vocabulary');
+    const logits = snap.section('logits');
+    if (logits.length !== h.vocab * 4 || (h.vocab !== 0 && h.vocab !== V)) throw corrupt('logits do not match the vocabulary');
+    let o = 0;
+    for (let l = 0; l < c.numLayers && want; l++)
+      for (const base of [c.k[l], c.v[l]])
+        for (const slot of h.order) { rt.u8(base + slot * row, row).set(kv.subarray(o, o + row)); o += row; }
+    c.restore(book, counters[0], counters[1]);
+    this.pending = [...h.pending];
+    this.last = h.vocab ? new Float32Array(logits.buffer, logits.byteOffset, h.vocab).slice() : null;
+    // Slot positions and groups are rewritten from the book by the next append.
+  }
+
+  /**
    * Frees the cache memory. Sessions that allocated their own cache must be closed in reverse order
    * of creation; with a pre-allocated `kv` the cache is only handed back to its owner.
    */
-  close(): void { if (!this.closed) { this.closed = true; this.release(); } }
+  close(): void { if (!this.closed) { this.closed = true; this.host.release(); } }
 
-  private forward(ids: readonly number[], opts: ForwardOptions): Float32Array {
-    this.policy.evict(this.cache.book);
-    if (this.cache.length + ids.length > this.cache.capacity)
-      throw new StreamlmError(`dense cache is full (${this.cache.capacity} tokens); create the session with a larger maxTokens or use a sink policy`, { field: 'maxTokens' });
-    const batch = this.cache.append(ids, this.policy);
-    const logits = this.net.forward(ids, batch, opts);
-    this.policy.evict(this.cache.book);
-    return logits;
+  private feed(ids: readonly number[], opts: ForwardOptions): Float32Array {
+    if (this.draftState) throw new StreamlmError('a draft is open; accept() it first', { field: 'draft' });
+    this.last = this.runPolicy(ids, opts, { chunk: this.prefillChunk });
+    return this.last;
   }
 
-  private trimHistory(): void {
-    if (this.history.length > this.policy.keep) this.history.splice(0, this.history.length - this.policy.keep);
+  private runPolicy(ids: readonly number[], opts: ForwardOptions, run: RunOptions): Float32Array {
+    const net = this.host.net, V = net.hp.vocabSize;
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new StreamlmError(`token id ${id} is outside the vocabulary [0, ${V})`, { field: 'prompt' });
+    const forward: Forward = (part, batch, logits) => net.forward(part, batch, { ...opts, logits });
+    return this.policy.run(this.cache, ids, forward, run);
   }
 }

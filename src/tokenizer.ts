@@ -1,9 +1,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import * as hf from '@huggingface/tokenizers';
 import { StreamlmError } from './errors.js';
 
 type Obj = Record<string, unknown>;
+
+/**
+ * The part of @huggingface/tokenizers 0.2.0 used here, typed by hand: its .d.ts files import
+ * without file extensions, which NodeNext resolution cannot follow, so TypeScript would see `any`.
+ */
+interface Tokenizer {
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  token_to_id(token: string): number | undefined;
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+}
+const Tokenizer = hf.Tokenizer as unknown as new (tokenizerJson: Obj, tokenizerConfig: Obj) => Tokenizer;
 
 function readJson(file: string): Obj {
   let json: unknown;
@@ -27,7 +39,9 @@ function tokenContent(v: unknown): string | null {
 function chatTemplateOf(v: unknown): string | null {
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) return null;
-  const named = v.filter((t): t is { name: string; template: string } => typeof t?.name === 'string' && typeof t?.template === 'string');
+  const named = (v as unknown[]).filter(
+    (t): t is { name: string; template: string } => typeof (t as Obj)?.name === 'string' && typeof (t as Obj)?.template === 'string',
+  );
   return (named.find((t) => t.name === 'default') ?? named[0])?.template ?? null;
 }
 

@@ -11,7 +11,7 @@ function stream(policy: CachePolicy, n: number, capacity: number, onStep?: (book
     book.append(1000 + t, t, policy.groupOf(book.length));
     onStep?.(book, t);
     policy.evict(book);
-    assert.ok(book.length <= policy.keep, `${policy.name}: ${book.length} > keep ${policy.keep}`);
+    assert.ok(book.length <= (policy.keep ?? Number.MAX_SAFE_INTEGER), `${policy.name}: ${book.length} > keep ${policy.keep}`);
   }
   return book;
 }
@@ -80,8 +80,10 @@ test('chunked eviction keeps between keep−C+1 and keep tokens', () => {
 test('policy strings: canonical names and clear errors listing accepted forms', () => {
   assert.equal(parsePolicy('sink:4+252').name, 'sink:4+252');
   assert.equal(parsePolicy(' window:256 ').keep, 256);
-  assert.equal(parsePolicy('recompute:64').recompute, true);
-  assert.equal(parsePolicy('dense').keep, Infinity);
+  assert.equal(parsePolicy('recompute:64').carriesKV, false);
+  assert.equal(parsePolicy('dense').keep, null);
+  assert.equal(parsePolicy('dense').bounded, false);
+  assert.deepEqual([parsePolicy('sink:4+60').capacity(16, 999), parsePolicy('window:60').capacity(16, 999), parsePolicy('recompute:60').capacity(16, 999), parsePolicy('dense').capacity(16, 999)], [80, 76, 61, 999]);
   assert.equal(parsePolicy('sink:0+8').numGroups, 1);
   for (const bad of ['sink:4', 'window:0', 'sink:-1+10', 'sink:4+0', 'recompute:', 'lru:5', 'window:1.5', '']) {
     assert.throws(() => parsePolicy(bad), (e: unknown) => e instanceof StreamlmError && /dense.*window:W.*sink:S\+W.*recompute:W/.test(e.message), bad);

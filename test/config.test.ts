@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamlmError } from '../src/errors.js';
-import { parseHParams, type HParams } from '../src/models/config.js';
+import type { HParams } from '../src/models/config.js';
+import { parseHParams } from '../src/models/registry.js';
+import type { TensorInfo } from '../src/runtime/safetensors.js';
 
 // config.json files written by transformers 5.17 save_pretrained() for tiny models (dropout/init fields removed).
 const V5: Record<string, Record<string, unknown>> = {
@@ -161,8 +163,14 @@ test('MPT: no biases, ALiBi, clip_qkv, unsupported attention options', () => {
   rejects(withAttn({ softmax_scale: 0.5 }), 'attn_config.softmax_scale');
   assert.equal(parse(withAttn({ softmax_scale: 0.25 })).headDim, 16);
   rejects({ ...V5.mpt, logit_scale: 'inv_sqrt_d_model' }, 'logit_scale');
+  // transformers' MptMLP is 4·d_model whatever expansion_ratio says (modeling_mpt.py); the
+  // checkpoint's up_proj rows decide when the tensors are known (mosaicml's code uses the ratio).
   const biased = parse({ ...V5.mpt, no_bias: false, expansion_ratio: 2 });
-  assert.deepEqual([biased.qkvBias, biased.normBias, biased.intermediateSize], [true, true, 128]);
+  assert.deepEqual([biased.qkvBias, biased.normBias, biased.intermediateSize], [true, true, 256]);
+  const up = (rows: number): Map<string, TensorInfo> => new Map([['transformer.blocks.0.ffn.up_proj.weight',
+    { name: 'transformer.blocks.0.ffn.up_proj.weight', dtype: 'F32', shape: [rows, 64], file: 'model.safetensors', offset: 0, byteLength: rows * 64 * 4 }]]);
+  assert.equal(parseHParams({ ...V5.mpt, expansion_ratio: 2 }, 'config.json', up(128)).intermediateSize, 128);
+  assert.equal(parseHParams({ ...V5.mpt, expansion_ratio: 2 }, 'config.json', up(256)).intermediateSize, 256);
   // mosaicml's own checkpoints name the class MPTForCausalLM; transformers loads them as MptForCausalLM.
   assert.equal(parse({ ...V5.mpt, architectures: ['MPTForCausalLM'] }).architecture, 'MptForCausalLM');
 });

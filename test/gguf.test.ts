@@ -350,6 +350,19 @@ test('bad input: missing tensor, unknown architecture, missing config, bad dtype
   mkdirSync(empty);
   assert.throws(() => exportGguf(empty, join(tmp, 'x.gguf')), isErr('config.json', 'not found'));
   assert.throws(() => exportGguf(missing.dir, join(tmp, 'x.gguf'), { dtype: 'q4' as 'f32' }), isErr('dtype'));
+  // The exporter reads config.json through the engine's parser: a Mistral window shorter than the
+  // context would be dropped by llama.cpp's llama architecture, so it is refused; a window at least
+  // as long as the context is no window, and exports.
+  const mistral = writeTiny(TINY, { arch: 'MistralForCausalLM' });
+  const cfgFile = join(mistral.dir, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, sliding_window: 16 }));
+  assert.throws(() => exportGguf(mistral.dir, join(tmp, 'x.gguf')), isErr('config.json', 'sliding_window', '16'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, sliding_window: 256 }));
+  exportGguf(mistral.dir, join(tmp, 'mistral.gguf'));
+  assert.ok(existsSync(join(tmp, 'mistral.gguf')));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, num_key_value_heads: 3 }));
+  assert.throws(() => exportGguf(mistral.dir, join(tmp, 'x.gguf')), isErr('config.json', 'num_key_value_heads'));
 });
 
 const LLAMACPP = join(ROOT, 'bench/llamacpp/node_modules/node-llama-cpp/package.json');

@@ -420,7 +420,7 @@ test('attention matches reference: groups, GQA, empty and masked slots, alibi, p
     rt.f32(op, M * nHeads * headDim).fill(NaN);
     const scratch = rt.alloc(rt.threads * nSlots * 4);
     rt.run('attention', [op, put(rt, q), qRowStride, qGroupStride, put(rt, k), put(rt, v), kvRowStride, put(rt, slotPos),
-      put(rt, slotGroup), nSlots, put(rt, qPos), M, nHeads, nKvHeads, headDim, scale, alibi ? put(rt, alibi) : 0, pp, scratch]);
+      put(rt, slotGroup), nSlots, put(rt, qPos), M, nHeads, nKvHeads, headDim, scale, alibi ? put(rt, alibi) : 0, 0, 0, pp, scratch]);
     const ref = attentionRef(c, q, qRowStride, qGroupStride, k, v, kvRowStride, slotPos, slotGroup, qPos, scale, alibi);
     const what = `attention ${JSON.stringify(c)} threads=${rt.threads}`;
     close(rt.f32(op, ref.out.length), ref.out, Array.from(ref.out, () => 1), what, 1e-5);

@@ -8,11 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, type Model } from '../src/model.js';
 import { compress } from '../src/lowrank/compress.js';
-import { canStream, peakActivationBytes, setLowRankMode } from '../src/lowrank/forward.js';
+import { peakActivationBytes } from '../src/models/flashsvd.js';
+import type { LowRankMode } from '../src/models/weights.js';
 import { factorize, rankByEnergy, rankByRatio } from '../src/lowrank/svd.js';
 import { readSafetensorsHeader, readTensorBytes } from '../src/runtime/safetensors.js';
 import { StreamlmError } from '../src/errors.js';
+import { startServer } from '../src/server/http.js';
 import { fixtureDir } from './helpers/fixtures.js';
+import { writeSafetensors } from './helpers/safetensors-writer.js';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
 const LLAMA = fixtureDir('llama');
@@ -144,46 +147,77 @@ test('lower ranks degrade gracefully: the logit error grows as the rank ratio fa
 });
 
 test('streaming kernels equal the materialized low-rank path within 1e-5 and use less activation memory', async () => {
-  const m = await loadModel(LOWRANK, { threads: 2 });
+  const mat = await loadModel(LOWRANK, { threads: 2, lowrank: 'materialized' });
+  const str = await loadModel(LOWRANK, { threads: 2, lowrank: 'streaming' });
   try {
-    assert.ok(canStream(m.net));
-    setLowRankMode(m.net, 'materialized');
-    const a = stream(m);
-    setLowRankMode(m.net, 'streaming');
-    const b = stream(m);
+    assert.ok(str.net.paths.every((p) => p === 'streaming'), `paths ${str.net.paths}`);
+    assert.ok(mat.net.paths.every((p) => p === 'dense'), `paths ${mat.net.paths}`);
+    const a = stream(mat);
+    const b = stream(str);
     for (let i = 0; i < a.length; i++) assert.ok(relDiff(b[i], a[i]) < 1e-5, `step ${i}: ${relDiff(b[i], a[i])}`);
     // One 256-token prefill into a dense cache, both ways: peak bytes allocated for activations.
-    const peak = (mode: 'materialized' | 'streaming'): number => {
-      setLowRankMode(m.net, mode);
+    const peak = (m: Model): number => {
       const s = m.session({ cache: 'dense', maxTokens: 256, prefillChunk: 256 });
       const ids = Array.from({ length: 256 }, (_, i) => (i * 13 + 2) % 320);
       const { bytes } = peakActivationBytes(m.net.rt, () => s.prefill(ids));
       s.close();
       return bytes;
     };
-    const pm = peak('materialized'), ps = peak('streaming');
+    const pm = peak(mat), ps = peak(str);
     assert.ok(ps < 0.7 * pm, `streaming ${ps} B vs materialized ${pm} B`);
   } finally {
-    await m.close();
+    await mat.close();
+    await str.close();
   }
   // Ranks from --energy are odd and differ per linear; chunks of 23 leave ragged row blocks.
   const out = join(tmp(), 'm');
   const rep = await compress({ model: LLAMA, out, energy: 0.7 });
   assert.ok(Object.values(rep.ranks).some((r) => r % 4 !== 0), `ranks ${Object.values(rep.ranks)}`);
-  const e = await loadModel(out, { threads: 2 });
-  try {
-    const run = (mode: 'materialized' | 'streaming'): Float32Array => {
-      setLowRankMode(e.net, mode);
+  const run = async (lowrank: LowRankMode): Promise<Float32Array> => {
+    const e = await loadModel(out, { threads: 2, lowrank });
+    try {
       const s = e.session({ cache: 'sink:4+16', prefillChunk: 23 });
       const l = s.forwardAll(IDS.slice(0, 23));
       s.close();
       return l;
-    };
-    const a = run('materialized'), b = run('streaming');
-    assert.ok(relDiff(b, a) < 1e-5, `energy ranks: ${relDiff(b, a)}`);
+    } finally {
+      await e.close();
+    }
+  };
+  const a = await run('materialized'), b = await run('streaming');
+  assert.ok(relDiff(b, a) < 1e-5, `energy ranks: ${relDiff(b, a)}`);
+});
+
+test('f16 factors: kept f16 for the GEMMs, widened to f32 for the streaming kernels; both give the same logits', async () => {
+  const dir = tmp();
+  cpSync(LOWRANK, dir, { recursive: true });
+  const { tensors } = readSafetensorsHeader(join(LOWRANK, 'model.safetensors'));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors.map((t) => {
+    const b = new Uint8Array(t.byteLength);
+    readTensorBytes(t, b);
+    const factor = /\.lr_[ab]$/.test(t.name);
+    return { name: t.name, dtype: factor ? 'F16' : 'F32', shape: t.shape, data: factor ? new Float32Array(b.buffer) : b };
+  }));
+  const mat = await loadModel(dir, { threads: 2, lowrank: 'materialized' });
+  const str = await loadModel(dir, { threads: 2, lowrank: 'streaming' });
+  try {
+    const a0 = mat.net.w.layers[0].qkv, b0 = str.net.w.layers[0].qkv;
+    assert.ok(a0.kind === 'lowrank' && a0.a.kind === 'dense' && a0.a.dtype === 'f16', 'materialized keeps f16 factors');
+    assert.ok(b0.kind === 'lowrank' && b0.a.kind === 'dense' && b0.a.dtype === 'f32', 'streaming widens them');
+    const a = stream(mat), b = stream(str);
+    for (let i = 0; i < a.length; i++) assert.ok(relDiff(b[i], a[i]) < 1e-5, `step ${i}: ${relDiff(b[i], a[i])}`);
   } finally {
-    await e.close();
+    await mat.close();
+    await str.close();
   }
+});
+
+test('the low-rank mode is checked at load: unknown names and blocks that cannot stream are refused', async () => {
+  await assert.rejects(loadModel(LOWRANK, { threads: 1, lowrank: 'fast' as LowRankMode }), (e: unknown) => e instanceof StreamlmError && /lowrank.*auto, materialized or streaming.*'fast'/.test(e.message));
+  // q8_0 factors are not what the FlashSVD kernels read.
+  await assert.rejects(loadModel(LOWRANK, { threads: 1, dtype: 'q8_0', lowrank: 'streaming' }), (e: unknown) => e instanceof StreamlmError && /layer 0 cannot run the streaming low-rank kernels/.test(e.message));
+  const q = await loadModel(LOWRANK, { threads: 1, dtype: 'q8_0' });
+  try { assert.ok(q.net.paths.every((p) => p === 'dense')); } finally { await q.close(); }
 });
 
 test('the compressed model matches a numpy float64 forward of the same factors within 1e-4', async () => {
@@ -191,17 +225,16 @@ test('the compressed model matches a numpy float64 forward of the same factors w
   const get = (n: string): Uint8Array => { const t = tensors.find((x) => x.name === n)!; const b = new Uint8Array(t.byteLength); readTensorBytes(t, b); return b; };
   const ids = Array.from(new Int32Array(get('input_ids').buffer));
   const ref = new Float32Array(get('logits').buffer);
-  const m = await loadModel(LOWRANK, { threads: 2 });
-  try {
-    for (const mode of ['materialized', 'streaming'] as const) {
-      setLowRankMode(m.net, mode);
+  for (const mode of ['materialized', 'streaming'] as const) {
+    const m = await loadModel(LOWRANK, { threads: 2, lowrank: mode });
+    try {
       const s = m.session({ cache: 'dense', maxTokens: 64, prefillChunk: 64 });
       const got = s.forwardAll(ids);
       s.close();
       assert.ok(relDiff(got, ref) < 1e-4, `${mode}: ${relDiff(got, ref)}`);
+    } finally {
+      await m.close();
     }
-  } finally {
-    await m.close();
   }
 });
 
@@ -260,10 +293,7 @@ test('compress: bad inputs are clear errors; the result streams through generate
   assert.ok(Number.isFinite(ppl) && ppl > 1);
 });
 
-test('a compressed model serves completions under a sink cache', async (t) => {
-  // The server is developed alongside (issue 6); skip where this checkout does not have it yet.
-  if (!existsSync(join(import.meta.dirname, '..', 'src', 'server', 'http.ts'))) { t.skip('no src/server in this checkout'); return; }
-  const { startServer } = await import('../src/server/http.js');
+test('a compressed model serves completions under a sink cache', async () => {
   const m = await loadModel(LOWRANK, { threads: 1 });
   const srv = await startServer(m, { port: 0, cache: 'sink:4+12' });
   try {

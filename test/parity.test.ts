@@ -8,6 +8,10 @@ const FAMILIES: Record<string, number> = {
   llama: 1e-4, 'llama-bf16': 1e-2, mistral: 1e-4, qwen2: 1e-4,
   'llama-rope-linear': 1e-4, 'llama-rope-dynamic': 1e-4, 'llama-rope-llama3': 1e-4, 'llama-rope-yarn': 1e-4,
   gpt_neox: 1e-4, falcon: 1e-4, 'falcon-new': 1e-4, 'falcon-alibi': 1e-4, mpt: 1e-4,
+  // sliding_window 8 on a 24-token reference: the window masks keys in both forwards.
+  'mistral-sliding': 1e-4,
+  // expansion_ratio 2 in config.json, but transformers builds (and saved) 4·d_model.
+  'mpt-expansion': 1e-4,
 };
 
 for (const [name, tol] of Object.entries(FAMILIES)) {
@@ -53,5 +57,31 @@ test('q8_0 weights: logits stay within quantization error of transformers (llama
     } finally {
       await model.close();
     }
+  }
+});
+
+test('mistral-sliding: without its window the same weights miss the reference (the fixture exercises the window)', async () => {
+  const ref = readReference('mistral-sliding');
+  const model = await loadModel(fixtureDir('mistral-sliding'), { threads: 1 });
+  try {
+    assert.equal(model.hparams.slidingWindow, 8);
+    assert.ok(model.net.w.layers.every((L) => L.window === 8));
+    for (const L of model.net.w.layers) L.window = 0;
+    const T = ref.inputIds.length;
+    const s = model.session({ cache: 'dense', maxTokens: T, prefillChunk: T });
+    const e = relErr(s.forwardAll(ref.inputIds), ref.logitsFull);
+    s.close();
+    assert.ok(e > 1e-2, `rel err without the window ${e}`);
+  } finally {
+    await model.close();
+  }
+});
+
+test('mpt-expansion: the FFN width comes from the tensors (4·d_model), not expansion_ratio', async () => {
+  const model = await loadModel(fixtureDir('mpt-expansion'), { threads: 1 });
+  try {
+    assert.equal(model.hparams.intermediateSize, 4 * 64);
+  } finally {
+    await model.close();
   }
 });

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { generate } from '../src/generate/generate.js';
 import { ChatTemplate } from '../src/chat/template.js';
 import { loadModel, type Model } from '../src/model.js';
 import { startServer, type RunningServer } from '../src/server/http.js';
 import { StreamlmError } from '../src/errors.js';
-import { fixtureDir } from './helpers/fixtures.js';
+import { fixtureDir, readReference } from './helpers/fixtures.js';
 
 // One model; server A keeps sessions exact (no eviction within a test), server B evicts and drops.
 let model: Model;
@@ -32,11 +31,30 @@ after(async () => {
   await model.close();
 });
 
-/** What the library's generate() gives for these prompt ids: the server must match it exactly. */
+/**
+ * Greedy decoding written out plainly, independent of the decode stepper, the streaming
+ * detokenizer and the stop matcher the server runs: argmax per step, stop at EOS, and the text
+ * decoded once at the end (after the prompt's last 4 tokens, as a streaming decoder shows it).
+ */
 async function reference(promptIds: number[], maxNewTokens: number, cache = CACHE_A): Promise<{ ids: number[]; text: string }> {
+  const s = model.session({ cache });
+  const eos = new Set(model.eosTokenIds);
   const ids: number[] = [];
-  let text = '';
-  for await (const t of generate(model, { promptIds, maxNewTokens, cache })) { if (t.id >= 0) ids.push(t.id); text += t.text; }
+  try {
+    let logits = s.prefill(promptIds);
+    while (ids.length < maxNewTokens) {
+      let best = 0;
+      for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+      if (eos.has(best)) break;
+      ids.push(best);
+      logits = s.step(best);
+    }
+  } finally {
+    s.close();
+  }
+  const tok = model.tokenizer!;
+  const ctx = promptIds.slice(-4);
+  const text = tok.decode([...ctx, ...ids], { skipSpecialTokens: true }).slice(tok.decode(ctx, { skipSpecialTokens: true }).length);
   return { ids, text };
 }
 
@@ -96,10 +114,22 @@ test('pooled caches: sessions on them match fresh sessions and close in any orde
   assert.deepEqual(s3.step(7), wantStep);
   s2.close(); s3.close();
   assert.throws(() => model.session({ cache: 'sink:4+60', prefillChunk: 16, kv: c1 }), (e: unknown) => e instanceof StreamlmError && /slots/.test(e.message));
-  assert.throws(() => model.allocCache({ cache: 'dense' }), /finite policy/);
+  assert.throws(() => model.allocCache({ cache: 'dense' }), /bounded policy/);
   const open = model.session(opts);
   assert.throws(() => model.allocCache(opts), /before opening sessions/);
   open.close();
+});
+
+test('the first greedy token of a token-id prompt is the argmax of the Hugging Face reference logits', async () => {
+  const ref = readReference('llama');
+  const last = ref.logitsFull.subarray((ref.inputIds.length - 1) * ref.vocab, ref.inputIds.length * ref.vocab);
+  let want = 0;
+  for (let i = 1; i < last.length; i++) if (last[i] > last[want]) want = i;
+  const r = await a.completions.create({ model: 'llama', prompt: ref.inputIds, max_tokens: 1, temperature: 0 });
+  const ctx = ref.inputIds.slice(-4);
+  const tok = model.tokenizer!;
+  assert.equal(r.choices[0].text, tok.decode([...ctx, want], { skipSpecialTokens: true }).slice(tok.decode(ctx, { skipSpecialTokens: true }).length));
+  assert.equal(r.usage?.completion_tokens, model.eosTokenIds.includes(want) ? 0 : 1);
 });
 
 test('GET /v1/models, /health, and the openai client lists the model', async () => {
@@ -110,7 +140,7 @@ test('GET /v1/models, /health, and the openai client lists the model', async () 
   assert.deepEqual([h.status, h.max_sessions, h.cache], ['ok', 4, CACHE_A]);
 });
 
-test('chat completion through the openai client equals generate() on the rendered prompt, streamed and not', async () => {
+test('chat completion through the openai client equals plain greedy decoding of the rendered prompt, streamed and not', async () => {
   const messages = [{ role: 'system' as const, content: 'You are terse.' }, { role: 'user' as const, content: 'Tell me about the sea.' }];
   const ids = model.tokenizer!.encode(fallback().render(messages, true), { addSpecialTokens: true });
   const want = await reference(ids, 12);
@@ -139,7 +169,7 @@ test('chat completion through the openai client equals generate() on the rendere
   assert.equal(usage?.completion_tokens, 12);
 });
 
-test('completions, streamed and not, equal generate(); token-id prompts work', async () => {
+test('completions, streamed and not, equal plain greedy decoding; token-id prompts work', async () => {
   const prompt = 'Once upon a time';
   const want = await reference(model.encode(prompt), 10);
   const r = await a.completions.create({ model: 'llama', prompt, max_tokens: 10, temperature: 0 });
@@ -385,6 +415,38 @@ test('concurrent turns interleave token by token; a busy session answers 409', a
   for (const r of [r1, r2]) assert.equal(r.events.at(-1), 'data: [DONE]');
   // Each got its whole answer, and the second started before the first finished.
   assert.ok(r2.times[1] < r1.times.at(-1)! && r1.times[1] < r2.times.at(-1)!);
+});
+
+test('a saved conversation, loaded under another id, continues exactly as the original', async () => {
+  const eng = A.engine;
+  const turn = async (session: string, messages: { role: 'user' | 'assistant'; content: string }[]): Promise<{ text: string; status: string }> => {
+    const t = await eng.start({ session, input: { kind: 'chat', messages }, maxTokens: 10, sampler: {}, stop: [] });
+    let text = '';
+    for await (const x of t) text += x.text;
+    await t.result;
+    return { text, status: t.info.status };
+  };
+  const m1 = [{ role: 'user' as const, content: 'Tell me about ships.' }];
+  const r1 = await turn('orig', m1);
+  const bytes = eng.saveSession('orig')!;
+  await eng.loadSession('copy', bytes);
+  assert.deepEqual(eng.session('copy')!.cache, eng.session('orig')!.cache);
+  assert.equal(eng.session('copy')!.turns, 1);
+  // The client resends the whole conversation: the loaded transcript recognises it, as the original does.
+  const m2 = [...m1, { role: 'assistant' as const, content: r1.text }, { role: 'user' as const, content: 'And then?' }];
+  const copy = await turn('copy', m2), orig = await turn('orig', m2);
+  assert.deepEqual(copy, orig);
+  assert.equal(copy.status, 'continued');
+  // Another server's cache settings, or a snapshot without a conversation, are refused.
+  await assert.rejects(B.engine.loadSession('x', bytes), (e: unknown) => e instanceof StreamlmError && /this server runs/.test(e.message));
+  const plain = model.session({ cache: CACHE_A });
+  plain.prefill([5, 6]);
+  const bare = plain.snapshot();
+  plain.close();
+  await assert.rejects(eng.loadSession('x', bare), (e: unknown) => e instanceof StreamlmError && /no saved conversation/.test(e.message));
+  assert.equal(eng.saveSession('nobody'), null);
+  eng.deleteSession('orig');
+  eng.deleteSession('copy');
 });
 
 test('max sessions: the least recently used idle session is dropped and the client is told', async () => {

@@ -3,6 +3,9 @@ import { StreamlmError } from '../errors.js';
 /** Semantic position of an empty slot: larger than any query position, so the kernel masks it. */
 export const EMPTY_POS = 0x7fffffff;
 
+/** A book's complete state (see `SlotBook.state`). */
+export interface BookState { order: number[]; free: number[]; high: number; stream: Float64Array; token: Int32Array; group: Int32Array }
+
 /**
  * Which physical KV slot holds which token, in logical (stream) order.
  *
@@ -62,10 +65,49 @@ export class SlotBook {
     this.high = 0;
   }
 
+  /**
+   * Removes the last `n` tokens as if they had never been appended: their slots go back on the free
+   * stack in the order they were taken, so later appends reuse the same slots (a rolled-back draft
+   * leaves no trace in the physical layout). `high` is the high-water mark to return to.
+   */
+  truncate(n: number, high: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.order.length) throw new RangeError(`truncate(${n}) outside [0, ${this.order.length}]`);
+    const gone = this.order.splice(this.order.length - n, n);
+    for (let i = gone.length - 1; i >= 0; i--) this.free.push(gone[i]);
+    this.high = Math.min(Math.max(high, ...this.order.map((s) => s + 1), 0), this.high);
+  }
+
+  /** Everything that decides future behaviour, for snapshots: slots in order, the free stack, the per-slot records. */
+  state(): BookState {
+    // Records of free slots are left-overs that nothing reads: written as zeros, so equal states give equal bytes.
+    const stream = new Float64Array(this.capacity), token = new Int32Array(this.capacity), group = new Int32Array(this.capacity);
+    for (const x of this.order) { stream[x] = this.stream[x]; token[x] = this.token[x]; group[x] = this.group[x]; }
+    return { order: [...this.order], free: [...this.free], high: this.high, stream, token, group };
+  }
+
+  /** The book from `state()`, checked so a corrupt snapshot cannot build an inconsistent one. */
+  static fromState(s: BookState, capacity: number): SlotBook {
+    const b = new SlotBook(capacity);
+    const cap = s.stream.length;
+    if (cap > capacity || s.token.length !== cap || s.group.length !== cap) throw new StreamlmError(`the snapshot's slot book has ${cap} slots; this cache has ${capacity}`, { field: 'snapshot' });
+    const seen = new Set<number>();
+    for (const x of [...s.order, ...s.free]) {
+      if (!Number.isInteger(x) || x < 0 || x >= cap || seen.has(x)) throw new StreamlmError('the snapshot\'s slot book is inconsistent (a slot is missing, repeated or out of range)', { field: 'snapshot' });
+      seen.add(x);
+    }
+    if (seen.size !== cap || !Number.isInteger(s.high) || s.high < 0 || s.high > cap || s.order.some((x) => x >= s.high)) throw new StreamlmError('the snapshot\'s slot book is inconsistent (free and used slots do not cover it)', { field: 'snapshot' });
+    b.order = [...s.order];
+    // Slots this larger cache adds are used only after the snapshot's own free ones.
+    b.free.length = 0;
+    for (let x = capacity - 1; x >= cap; x--) b.free.push(x);
+    b.free.push(...s.free);
+    b.high = s.high;
+    b.stream.set(s.stream); b.token.set(s.token); b.group.set(s.group);
+    return b;
+  }
+
   /** Token ids in logical order. */
   tokens(): number[] { return this.order.map((s) => this.token[s]); }
-  /** Stream indices in logical order. */
-  streamIndices(): number[] { return this.order.map((s) => this.stream[s]); }
   /** Physical slots in logical order. */
   slots(): readonly number[] { return this.order; }
   groupOfSlot(slot: number): number { return this.group[slot]; }
@@ -86,9 +128,12 @@ export class SlotBook {
     return off.map((o) => o ?? 0);
   }
 
-  /** Writes semantic positions and groups per physical slot (empty slots get EMPTY_POS). */
+  /** Writes semantic positions and groups per physical slot (empty slots get EMPTY_POS and group 0). */
   writePositions(slotPos: Int32Array, slotGroup: Int32Array): void {
+    // Empty slots get group 0 too: the kernel may read an empty slot's group before masking it, and
+    // a restored cache's tables start from whatever the memory held.
     slotPos.fill(EMPTY_POS, 0, this.high);
+    slotGroup.fill(0, 0, this.high);
     this.order.forEach((slot, pos) => { slotPos[slot] = pos; slotGroup[slot] = this.group[slot]; });
   }
 }

@@ -3,12 +3,18 @@ import type { KVBatch } from '../models/transformer.js';
 import { SlotBook } from './book.js';
 import type { CachePolicy } from './policy.js';
 
+/** Bytes of K and V for `capacity` slots of `numLayers` layers of width `kvDim` (f32), plus the slot tables. */
+export function kvBytes(numLayers: number, kvDim: number, capacity: number): number {
+  return 2 * numLayers * capacity * kvDim * 4 + 8 * capacity;
+}
+
 /**
  * Keys and values of every layer in fixed physical slots of wasm memory, plus the book that says
  * which slot holds what. Eviction never moves K/V: it only frees slots and renumbers positions.
  */
 export class KVCache {
-  readonly book: SlotBook;
+  /** Replaced wholesale when a snapshot is restored. */
+  book: SlotBook;
   readonly k: number[] = [];         // per layer, (capacity, kvDim) f32
   readonly v: number[] = [];
   readonly slotPos: number;          // i32 (capacity)
@@ -16,22 +22,29 @@ export class KVCache {
   readonly bytes: number;
   /** Stream index the next appended token gets. */
   private next = 0;
+  /** Tokens appended since the start; differs from `next` only while recompute replays a window. */
+  private total = 0;
 
-  constructor(private readonly rt: Runtime, numLayers: number, readonly kvDim: number, readonly capacity: number) {
+  constructor(private readonly rt: Runtime, readonly numLayers: number, readonly kvDim: number, readonly capacity: number) {
     this.book = new SlotBook(capacity);
     const layerBytes = capacity * kvDim * 4;
     for (let l = 0; l < numLayers; l++) { this.k.push(rt.alloc(layerBytes)); this.v.push(rt.alloc(layerBytes)); }
     this.slotPos = rt.alloc(capacity * 4);
     this.slotGroup = rt.alloc(capacity * 4);
-    this.bytes = 2 * numLayers * layerBytes + 8 * capacity;
+    this.bytes = kvBytes(numLayers, kvDim, capacity);
   }
 
   /** Tokens appended since the start (or the last reset), evicted ones included. */
-  get seen(): number { return this.next; }
+  get seen(): number { return this.total; }
   get length(): number { return this.book.length; }
-  get evicted(): number { return this.next - this.book.length; }
+  get evicted(): number { return this.total - this.book.length; }
+  /** Stream counters, for snapshots: [next stream index, tokens seen]. */
+  get counters(): [number, number] { return [this.next, this.total]; }
 
-  reset(): void { this.book.clear(); this.next = 0; }
+  reset(): void { this.book.clear(); this.next = 0; this.total = 0; }
+
+  /** Restores the book and counters of a snapshot (the K/V bytes are written by the caller). */
+  restore(book: SlotBook, next: number, total: number): void { this.book = book; this.next = next; this.total = total; }
 
   /** Appends `tokens` to the book under `policy` and describes the forward that fills their K/V. */
   append(tokens: readonly number[], policy: CachePolicy): KVBatch {
@@ -39,6 +52,7 @@ export class KVCache {
     for (const t of tokens) {
       const pos = this.book.length;
       const stream = this.next++;
+      this.total++;
       writeSlots.push(this.book.append(t, stream, policy.groupOf(pos)));
       keyPos.push(stream);
       qPos.push(pos);
@@ -49,5 +63,31 @@ export class KVCache {
       k: this.k, v: this.v, nSlots: n, slotPos: this.slotPos, slotGroup: this.slotGroup,
       writeSlots, keyPos, qPos, groupOffsets: this.book.groupOffsets(policy.numGroups),
     };
+  }
+
+  /** Notes a token in the book without computing its K/V (recompute keeps ids, not K/V). */
+  record(token: number, policy: CachePolicy): void {
+    this.book.append(token, this.next++, policy.groupOf(this.book.length));
+    this.total++;
+  }
+
+  /**
+   * Empties the book and appends `tokens` afresh at stream indices 0..n-1, as re-running a window
+   * from scratch does; only the last `fresh` of them are new to the stream.
+   */
+  replay(tokens: readonly number[], policy: CachePolicy, fresh: number): KVBatch {
+    const total = this.total + fresh;
+    this.book.clear();
+    this.next = 0;
+    const batch = this.append(tokens, policy);
+    this.total = total;
+    return batch;
+  }
+
+  /** Removes the last `n` tokens as if never appended (a rejected draft); see SlotBook.truncate. */
+  truncate(n: number, high: number): void {
+    this.book.truncate(n, high);
+    this.next -= n;
+    this.total -= n;
   }
 }

@@ -1,25 +1,60 @@
 import { StreamlmError } from '../errors.js';
+import type { KVBatch } from '../models/transformer.js';
 import type { SlotBook } from './book.js';
+import type { KVCache } from './kvcache.js';
+import { Dense } from './dense.js';
+import { Recompute } from './recompute.js';
+import { SinkWindow } from './sink.js';
+
+/** The model's forward pass as a policy sees it: tokens and where their K/V go, in; logits out. */
+export type Forward = (ids: readonly number[], batch: KVBatch, logits: 'last' | 'all') => Float32Array;
+
+export interface RunOptions {
+  /** Most tokens per forward (the session's prefill chunk). */
+  chunk: number;
+  /** Logits of the last token (default) or of every token, (ids.length, vocab). */
+  logits?: 'last' | 'all';
+  /**
+   * Evict after the forward (default true). False appends a draft whose tokens may be taken back
+   * (`KVCache.truncate`): evicting then would push real tokens out for tokens that never happen.
+   */
+  evictAfter?: boolean;
+}
 
 /**
- * A KV eviction policy. It decides which rotation group a new token joins and which tokens leave;
- * it never sees the model. The model never sees the policy: it gets slots and positions.
+ * A KV eviction policy. It decides which rotation group a new token joins, which tokens leave and
+ * how tokens are fed through the model; it never sees the model, and the model never sees it: the
+ * model gets slots and positions. One file per policy: dense.ts, sink.ts (sink:S+W and window:W),
+ * recompute.ts.
  */
 export interface CachePolicy {
   /** Canonical spelling, e.g. `sink:4+252`. */
   readonly name: string;
-  /** Tokens kept between steps (Infinity for dense). */
-  readonly keep: number;
   /** Leading tokens never evicted (the attention sinks). */
   readonly sinks: number;
+  /** Tokens kept between steps, or null for a policy that never evicts (dense). */
+  readonly keep: number | null;
+  /** Memory stays fixed however long the stream runs (all but dense). */
+  readonly bounded: boolean;
+  /**
+   * Later steps read the K/V a step computes. False for recompute, which re-runs its window from
+   * scratch every step and keeps only token ids (so its snapshots carry no K/V).
+   */
+  readonly carriesKV: boolean;
+  /** Tokens evicted at once when the cache overflows. */
+  readonly evictChunk: number;
   /** Rotation groups this policy uses. */
   readonly numGroups: number;
-  /** True for the sliding window with re-computation: no cache is carried between steps. */
-  readonly recompute: boolean;
+  /** KV slots a session needs with this prefill chunk; `maxTokens` bounds a dense cache. */
+  capacity(prefillChunk: number, maxTokens: number): number;
   /** Group of a token appended at cache position `pos`. */
   groupOf(pos: number): number;
-  /** Evicts until the book holds at most `keep` tokens. */
+  /** Evicts until the book holds what the policy keeps. */
   evict(book: SlotBook): void;
+  /** Feeds `ids` through the model in chunks, appending and evicting as this policy does. */
+  run(cache: KVCache, ids: readonly number[], forward: Forward, opts: RunOptions): Float32Array;
+  /** The largest policy of this kind whose cache fits in `slots` slots, spelled for a user, or null if none. */
+  largestWithin(slots: number, prefillChunk: number): string | null;
 }
 
 export const POLICY_FORMS = '`dense`, `window:W`, `sink:S+W` (S >= 0 sinks, W >= 1 recent tokens) or `recompute:W`';
@@ -28,6 +63,7 @@ function int(text: string, what: string, spec: string, min: number): number {
   if (!/^\d+$/.test(text)) throw new StreamlmError(`${what} must be an integer >= ${min}, got '${text}' in '${spec}'. Accepted forms: ${POLICY_FORMS}`, { field: 'cache' });
   const n = Number(text);
   if (n < min) throw new StreamlmError(`${what} must be >= ${min}, got ${n} in '${spec}'. Accepted forms: ${POLICY_FORMS}`, { field: 'cache' });
+  if (!Number.isSafeInteger(n)) throw new StreamlmError(`${what} ${text} is too large in '${spec}'`, { field: 'cache' });
   return n;
 }
 
@@ -46,55 +82,13 @@ export function parsePolicy(spec: string, opts: PolicyOptions = {}): CachePolicy
   const chunk = opts.evictChunk ?? 1;
   if (!Number.isInteger(chunk) || chunk < 1) throw new StreamlmError(`evict chunk must be a positive integer, got ${chunk}`, { field: 'evictChunk' });
   const s = spec.trim();
-  if (s === 'dense') return new SinkWindow('dense', 0, Infinity, 1);
+  if (s === 'dense') return new Dense();
   const m = /^(window|sink|recompute):(.*)$/.exec(s);
   if (!m) throw new StreamlmError(`unknown cache policy '${spec}'. Accepted forms: ${POLICY_FORMS}`, { field: 'cache' });
   const [, kind, rest] = m;
-  if (kind === 'window') {
-    const w = int(rest, 'window size W', spec, 1);
-    return new SinkWindow(`window:${w}`, 0, w, chunk);
-  }
-  if (kind === 'recompute') {
-    const w = int(rest, 'window size W', spec, 1);
-    return new Recompute(w);
-  }
+  if (kind === 'window') return new SinkWindow(0, int(rest, 'window size W', spec, 1), chunk);
+  if (kind === 'recompute') return new Recompute(int(rest, 'window size W', spec, 1));
   const parts = rest.split('+');
   if (parts.length !== 2) throw new StreamlmError(`'${spec}' must give sinks and window as S+W. Accepted forms: ${POLICY_FORMS}`, { field: 'cache' });
-  const sinks = int(parts[0], 'sink count S', spec, 0);
-  const w = int(parts[1], 'window size W', spec, 1);
-  return new SinkWindow(`sink:${sinks}+${w}`, sinks, w, chunk);
-}
-
-/**
- * Keep the first `sinks` tokens ever seen plus the last `window` ones. `dense` is window = ∞ and
- * `window:W` is sinks = 0: one bookkeeping rule for all three keeps their numbers comparable.
- */
-class SinkWindow implements CachePolicy {
-  readonly recompute = false;
-  readonly numGroups: number;
-  readonly keep: number;
-  constructor(readonly name: string, readonly sinks: number, readonly window: number, readonly chunk: number) {
-    this.keep = sinks + window;
-    this.numGroups = sinks > 0 ? 2 : 1;
-  }
-  groupOf(pos: number): number { return this.sinks > 0 && pos >= this.sinks ? 1 : 0; }
-  evict(book: SlotBook): void {
-    const over = book.length - this.keep;
-    if (over <= 0) return;
-    const n = Math.min(Math.max(over, this.chunk), book.length - this.sinks);
-    book.remove(this.sinks, this.sinks + n);
-  }
-}
-
-/** Sliding window with re-computation: each token re-runs the `window` tokens before it from scratch. */
-class Recompute implements CachePolicy {
-  readonly recompute = true;
-  readonly numGroups = 1;
-  readonly sinks = 0;
-  readonly name: string;
-  constructor(readonly keep: number) { this.name = `recompute:${keep}`; }
-  groupOf(): number { return 0; }
-  evict(book: SlotBook): void {
-    if (book.length > this.keep) book.remove(0, book.length - this.keep);
-  }
+  return new SinkWindow(int(parts[0], 'sink count S', spec, 0), int(parts[1], 'window size W', spec, 1), chunk);
 }

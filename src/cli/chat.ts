@@ -1,17 +1,20 @@
 import { createInterface } from 'node:readline';
 import type { ChatMessage } from '../chat/template.js';
+import { parsePolicy } from '../cache/policy.js';
+import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { loadModel } from '../model.js';
 import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
 import { num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
 
-const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache sink:4+2044] [--max-tokens 256]
+const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache ${DEFAULT_CHAT_CACHE}] [--evict-chunk C] [--max-tokens 256]
                     [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
 A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
 cache, so the conversation can run forever in bounded memory. After each reply a status line on
 stderr shows the cache: sinks | window | evicted. Commands: /reset (new conversation), /exit.
-Ctrl-C stops a reply; at the prompt it exits.`;
+Ctrl-C stops a reply; at the prompt it exits.
+${MODEL_HELP}`;
 
 export function statusLine(s: CacheStats, sinkCap: number, windowCap: number, r: TurnResult | null): string {
   const rate = r && r.completionTokens > 1 && r.ttftMs !== null ? ` | ${((r.completionTokens - 1) / ((r.durationMs - r.ttftMs) / 1000)).toFixed(1)} tok/s` : '';
@@ -21,7 +24,7 @@ export function statusLine(s: CacheStats, sinkCap: number, windowCap: number, r:
 export async function runChat(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
     ...MODEL_FLAGS, system: { type: 'string' }, cache: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' },
-    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+    'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'evict-chunk': { type: 'string' },
   }, 'chat');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -33,11 +36,14 @@ export async function runChat(argv: string[]): Promise<void> {
     seed: num(flags, 'seed', { int: true }),
   };
   const system = str(flags, 'system');
+  const cache = str(flags, 'cache') ?? DEFAULT_CHAT_CACHE;
+  const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
+  parsePolicy(cache, { evictChunk });
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   try {
-    const engine = new Engine(model, { cache: str(flags, 'cache') ?? 'sink:4+2044', maxSessions: 1 });
-    const sinkCap = Number(/^sink:(\d+)\+/.exec(engine.policy)?.[1] ?? 0);
-    const windowCap = Number(/(\d+)$/.exec(engine.policy)![1]);
+    const engine = new Engine(model, { cache, evictChunk, maxSessions: 1 });
+    const sinkCap = engine.cachePolicy.sinks;
+    const windowCap = (engine.cachePolicy.keep ?? 0) - sinkCap;
     const tty = process.stdin.isTTY === true;
     const rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
     let conversation = 0;

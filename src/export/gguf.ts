@@ -10,10 +10,11 @@
  *   pad to alignment, then the data; each tensor's offset (from the data start) is aligned.
  * `ne[0]` is the fastest dimension, so an HF `[out, in]` weight has `ne = [in, out]`.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { StreamlmError, check } from '../errors.js';
-import { readSafetensorsHeader, readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { parseHParams } from '../models/registry.js';
+import { openModelDir } from '../runtime/modeldir.js';
+import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
 export type GgufDtype = 'f32' | 'f16' | 'q8_0';
@@ -188,79 +189,38 @@ interface LlamaDims {
   ropeScaling?: { type: 'linear'; factor: number };
 }
 
-type Json = Record<string, unknown>;
-
-function num(cfg: Json, key: string, file: string, fallback?: number): number {
-  const v = cfg[key];
-  if (v === undefined && fallback !== undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new StreamlmError('missing or not a number', { file, field: key });
-  return v;
-}
-
-function readDims(hfDir: string): LlamaDims {
-  const file = join(hfDir, 'config.json');
-  if (!existsSync(file)) throw new StreamlmError('file not found', { file });
-  let cfg: Json;
-  try {
-    cfg = JSON.parse(readFileSync(file, 'utf8')) as Json;
-  } catch (e) {
-    throw new StreamlmError(`not valid JSON (${(e as Error).message})`, { file });
+/** The exporter's view of a checkpoint: the shared HParams parser and model-directory reader. */
+function readDims(hfDir: string): { dims: LlamaDims; tensors: Map<string, TensorInfo> } {
+  const md = openModelDir(hfDir);
+  const file = md.configFile;
+  const hp = parseHParams(md.config, file, md.tensors);
+  if (hp.architecture !== 'LlamaForCausalLM' && hp.architecture !== 'MistralForCausalLM') {
+    throw new StreamlmError(`${hp.architecture} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM are)`, { file, field: 'architectures' });
   }
-  const archs = cfg.architectures;
-  const arch = Array.isArray(archs) ? String(archs[0]) : undefined;
-  if (arch !== 'LlamaForCausalLM' && arch !== 'MistralForCausalLM') {
-    throw new StreamlmError(`${arch ?? 'none'} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM are)`, { file, field: 'architectures' });
+  // llama.cpp's llama architecture attends to the whole context: a window would be silently dropped.
+  if (hp.slidingWindow !== null) {
+    throw new StreamlmError(`${hp.slidingWindow} is not exported to GGUF (llama.cpp's llama architecture has no attention window)`, { file, field: 'sliding_window' });
   }
-  const hidden = num(cfg, 'hidden_size', file);
-  const heads = num(cfg, 'num_attention_heads', file);
-  const rp = (cfg.rope_parameters ?? undefined) as Json | undefined;
-  const rs = (cfg.rope_scaling ?? undefined) as Json | undefined;
-  const ropeTheta = typeof rp?.rope_theta === 'number' ? rp.rope_theta : num(cfg, 'rope_theta', file, 10000);
-  const ropeType = String(rp?.rope_type ?? rs?.rope_type ?? rs?.type ?? 'default');
-  let ropeScaling: LlamaDims['ropeScaling'];
-  if (ropeType === 'linear') {
-    const factor = (rp?.factor ?? rs?.factor) as number;
-    ropeScaling = { type: 'linear', factor };
-  } else if (ropeType !== 'default') {
-    throw new StreamlmError(`rope type ${ropeType} is not exported to GGUF (default, linear are)`, { file, field: 'rope_scaling' });
+  if (hp.position.kind !== 'rope') throw new StreamlmError('a Llama-family model without RoPE', { file, field: 'architectures' });
+  const rope = hp.position.rope;
+  if (rope.type !== 'default' && rope.type !== 'linear') {
+    throw new StreamlmError(`rope type ${rope.type} is not exported to GGUF (default, linear are)`, { file, field: 'rope_scaling' });
   }
-  return {
-    vocab: num(cfg, 'vocab_size', file),
-    hidden,
-    layers: num(cfg, 'num_hidden_layers', file),
-    ffn: num(cfg, 'intermediate_size', file),
-    heads,
-    kvHeads: num(cfg, 'num_key_value_heads', file, heads),
-    headDim: num(cfg, 'head_dim', file, hidden / heads),
-    ropeTheta,
-    rmsEps: num(cfg, 'rms_norm_eps', file, 1e-6),
-    ctx: num(cfg, 'max_position_embeddings', file, 2048),
-    tied: cfg.tie_word_embeddings === true,
-    ropeScaling,
+  const dims: LlamaDims = {
+    vocab: hp.vocabSize,
+    hidden: hp.hiddenSize,
+    layers: hp.numLayers,
+    ffn: hp.intermediateSize,
+    heads: hp.numHeads,
+    kvHeads: hp.numKvHeads,
+    headDim: hp.headDim,
+    ropeTheta: rope.theta,
+    rmsEps: hp.normEps,
+    ctx: hp.maxPositionEmbeddings,
+    tied: hp.tieWordEmbeddings,
+    ropeScaling: rope.type === 'linear' ? { type: 'linear', factor: rope.factor } : undefined,
   };
-}
-
-/** All tensors of the checkpoint, by name, from model.safetensors or a sharded index. */
-function readTensors(hfDir: string): Map<string, TensorInfo> {
-  const single = join(hfDir, 'model.safetensors');
-  const index = join(hfDir, 'model.safetensors.index.json');
-  const files: string[] = [];
-  if (existsSync(single)) files.push(single);
-  else if (existsSync(index)) {
-    let map: Json;
-    try {
-      map = (JSON.parse(readFileSync(index, 'utf8')) as Json).weight_map as Json;
-    } catch (e) {
-      throw new StreamlmError(`not valid JSON (${(e as Error).message})`, { file: index });
-    }
-    check(map && typeof map === 'object', 'missing', { file: index, field: 'weight_map' });
-    for (const f of new Set(Object.values(map).map(String))) files.push(join(hfDir, f));
-  } else {
-    throw new StreamlmError('file not found (nor model.safetensors.index.json)', { file: single });
-  }
-  const out = new Map<string, TensorInfo>();
-  for (const f of files) for (const t of readSafetensorsHeader(f).tensors) out.set(t.name, t);
-  return out;
+  return { dims, tensors: md.tensors };
 }
 
 /** One tensor of the output: its GGUF name and shape, and how to make its bytes. */
@@ -480,8 +440,7 @@ const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptions = {}): ExportGgufResult {
   const dtype = opts.dtype ?? 'f32';
   if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (f32, f16, q8_0)`, { field: 'dtype' });
-  const dims = readDims(hfDir);
-  const tensors = readTensors(hfDir);
+  const { dims, tensors } = readDims(hfDir);
   const plans = plan(dims, tensors, dtype, hfDir);
 
   const head = new ByteSink();

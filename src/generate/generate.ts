@@ -1,12 +1,12 @@
+import { DEFAULT_MAX_NEW_TOKENS } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import type { Model } from '../model.js';
 import type { Session, SessionOptions } from '../session.js';
-import { StreamDecoder } from '../tokenizer.js';
-import { Sampler, type SamplerOptions } from './sampler.js';
-import { StopMatcher } from './stop.js';
+import type { SamplerOptions } from './sampler.js';
+import { DecodeStepper, type FinishReason } from './stepper.js';
 
 export interface GenerateOptions extends SessionOptions {
-  /** Text prompt; or pass `promptIds`. */
+  /** Text prompt (at least one character); or pass `promptIds`. */
   prompt?: string;
   promptIds?: number[];
   /** Default 128. */
@@ -21,6 +21,7 @@ export interface GenerateOptions extends SessionOptions {
 }
 
 export interface GeneratedToken {
+  /** The token, or -1 for a last piece of text that no new token came with. */
   id: number;
   /** Text that became final with this token (may be empty while a character or stop string is pending). */
   text: string;
@@ -31,51 +32,42 @@ export interface GenerationStats {
   newTokens: number;
   prefillMs: number;
   decodeMs: number;
-  finishReason: 'stop' | 'length' | 'abort';
+  finishReason: FinishReason;
 }
 
 /**
- * Streams tokens: prefill the prompt, then sample, append and evict one token at a time.
- * The forward pass blocks its thread, so the loop yields to the event loop between tokens.
+ * Streams tokens: prefill the prompt, then sample, append and evict one token at a time (the
+ * DecodeStepper). The forward pass blocks its thread, so the loop yields to the event loop between
+ * tokens. The generator's return value (`done: true`) is the run's statistics.
  */
-export async function* generate(model: Model, opts: GenerateOptions, stats?: GenerationStats): AsyncGenerator<GeneratedToken> {
+export async function* generate(model: Model, opts: GenerateOptions): AsyncGenerator<GeneratedToken, GenerationStats> {
+  // One rule for every model: an empty text is refused even where the tokenizer would add a BOS or
+  // sink token, since what follows it alone is not a continuation of anything the user wrote.
+  if (opts.prompt === '') throw new StreamlmError('the prompt is empty: give a prompt with at least one character (or promptIds)', { field: 'prompt' });
   const ids = opts.promptIds ?? (opts.prompt !== undefined ? model.encode(opts.prompt) : null);
   if (!ids || ids.length === 0) throw new StreamlmError('the prompt is empty: give a prompt with at least one token', { field: 'prompt' });
-  const maxNew = opts.maxNewTokens ?? 128;
+  const maxNew = opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new StreamlmError(`max new tokens must be an integer >= 0, got ${opts.maxNewTokens}`, { field: 'max-tokens' });
   for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= model.hparams.vocabSize) throw new StreamlmError(`token id ${id} is outside the vocabulary [0, ${model.hparams.vocabSize})`, { field: 'prompt' });
-  const sampler = new Sampler(opts.sampler);
-  const eos = new Set(model.eosTokenIds);
   const own = !opts.session;
   const session = opts.session ?? model.session({ ...opts, maxTokens: opts.maxTokens ?? ids.length + maxNew + 1 });
-  // The last prompt tokens give the decoder context, so a leading space of the first new word survives.
-  const decoder = model.tokenizer ? new StreamDecoder(model.tokenizer, { context: ids.slice(-4) }) : null;
-  const stop = new StopMatcher(opts.stop ?? []);
-  const st: GenerationStats = stats ?? { promptTokens: 0, newTokens: 0, prefillMs: 0, decodeMs: 0, finishReason: 'length' };
-  st.promptTokens = ids.length;
-  st.finishReason = 'length';
   try {
-    let t0 = performance.now();
-    let logits = session.prefill(ids);
-    st.prefillMs = performance.now() - t0;
-    t0 = performance.now();
-    for (let n = 0; n < maxNew; n++) {
-      if (opts.signal?.aborted) { st.finishReason = 'abort'; break; }
-      const id = sampler.sample(logits);
-      if (eos.has(id)) { st.finishReason = 'stop'; break; }
-      st.newTokens++;
-      const piece = decoder ? decoder.push(id) : '';
-      const { text, stopped } = stop.push(piece);
-      yield { id, text };
-      if (stopped) { st.finishReason = 'stop'; break; }
-      if (n + 1 < maxNew) logits = session.step(id);
+    const t0 = performance.now();
+    session.prefill(ids);
+    const prefillMs = performance.now() - t0;
+    const stepper = new DecodeStepper(session, {
+      maxNewTokens: maxNew, sampler: opts.sampler, stop: opts.stop, eos: model.eosTokenIds, tokenizer: model.tokenizer,
+      context: ids.slice(-4), signal: opts.signal,
+    });
+    for (;;) {
+      const s = stepper.next();
+      if (s.id !== null) yield { id: s.id, text: s.text };
+      else if (s.text) yield { id: -1, text: s.text };
+      if (s.finish) break;
       await new Promise<void>((r) => setImmediate(r));
     }
-    st.decodeMs = performance.now() - t0;
-    if (st.finishReason !== 'stop') {
-      const tail = stop.push(decoder ? decoder.flush() : '', true);
-      if (tail.text) yield { id: -1, text: tail.text };
-    }
+    const st = stepper.stats();
+    return { promptTokens: ids.length, newTokens: st.newTokens, prefillMs, decodeMs: st.decodeMs, finishReason: st.finishReason ?? 'length' };
   } finally {
     if (own) session.close();
   }

@@ -3,6 +3,9 @@
 // (one q load feeds 4 keys) into this thread's part of `scratch`, masked slots set to -inf; a
 // SIMD softmax (exp4 is exactly 0 below -87, so masked slots get p = 0); then Σ p·v with the output
 // held in 8 registers (32 floats) per pass over the slots.
+// A slot is visible to query row m iff qPos[m] - window < slotPos[s] <= qPos[m] (window 0: no lower
+// bound), as transformers' sliding-window mask. A learned sink logit s_h (gpt-oss) adds exp(s_h) to
+// the softmax denominator and nothing to the output.
 import { exp4, expShiftSum, hmax, hsum, reduce4 } from './simd';
 
 const NEG_INF = f32x4.splat(-Infinity);
@@ -95,7 +98,8 @@ const NEG_INF = f32x4.splat(-Infinity);
 
 export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i32, k: usize, v: usize,
   kvRowStride: i32, slotPos: usize, slotGroup: usize, nSlots: i32, qPos: usize, M: i32, nHeads: i32,
-  nKvHeads: i32, headDim: i32, scale: f32, alibi: usize, probs: usize, scratch: usize, tid: i32, nth: i32): void {
+  nKvHeads: i32, headDim: i32, scale: f32, alibi: usize, window: i32, sinks: usize, probs: usize, scratch: usize,
+  tid: i32, nth: i32): void {
   const total = M * nHeads;
   const i0 = <i32>(<i64>total * tid / nth);
   const i1 = <i32>(<i64>total * (tid + 1) / nth);
@@ -109,6 +113,8 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
     const kh = h / perKv;
     const qp = load<i32>(qPos + (<usize>m << 2));
     const qpv = i32x4.splat(qp);
+    const lo = window > 0 ? qp - window : i32.MIN_VALUE;   // visible iff lo < pos <= qp
+    const lov = i32x4.splat(lo);
     const slope: f32 = alibi ? load<f32>(alibi + (<usize>h << 2)) : 0;
     const qBase = q + ((<usize>m * qRowStride + <usize>h * headDim) << 2);
     const kBase = k + <usize>kh * hd;
@@ -116,7 +122,7 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
     let s = 0;
     for (; s + 4 <= nSlots; s += 4) {
       const pos = v128.load(slotPos + (<usize>s << 2));
-      const vis = i32x4.le_s(pos, qpv);
+      const vis = v128.and(i32x4.le_s(pos, qpv), i32x4.gt_s(pos, lov));
       if (!v128.any_true(vis)) {
         v128.store(sc + (<usize>s << 2), NEG_INF);
         continue;
@@ -144,7 +150,7 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
     for (; s < nSlots; s++) {
       const pos = load<i32>(slotPos + (<usize>s << 2));
       let score: f32 = -Infinity;
-      if (pos <= qp) {
+      if (pos <= qp && pos > lo) {
         const g = load<i32>(slotGroup + (<usize>s << 2));
         score = scale * dot(qBase + (<usize>g * qGroupStride << 2), kBase + <usize>s * ldkv, headDim);
         if (alibi) score -= slope * <f32>(qp - pos);
@@ -159,7 +165,16 @@ export function attention(out: usize, q: usize, qRowStride: i32, qGroupStride: i
       if (pr) memory.fill(pr, 0, <usize>nSlots << 2);
       continue;
     }
-    const inv: f32 = 1 / expShiftSum(sc, nSlots, mx);
+    let denom: f32;
+    if (sinks) {
+      // Shift by the larger of the two so neither exponential overflows.
+      const sink = load<f32>(sinks + (<usize>h << 2));
+      const shift = max<f32>(mx, sink);
+      denom = expShiftSum(sc, nSlots, shift) + Mathf.exp(sink - shift);
+    } else {
+      denom = expShiftSum(sc, nSlots, mx);
+    }
+    const inv: f32 = 1 / denom;
     const iv = f32x4.splat(inv);
     s = 0;
     for (; s + 4 <= nSlots; s += 4) {

@@ -135,6 +135,8 @@ const ATT_SIN = 56;       // u32
 const ATT_ROTDIM = 60;    // i32
 const ATT_GROUPS = 64;    // i32: G
 const ATT_LDO = 68;       // i32: row stride of out in floats
+const ATT_WINDOW = 72;    // i32: attention window W (visible iff qPos - W < slotPos <= qPos), 0 = none
+const ATT_SINKS = 76;     // u32: f32 (nHeads) learned sink logits, 0 = none
 
 export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: usize, cfg: usize, M: i32, tid: i32, nth: i32): void {
   const ldp = load<i32>(cfg + ATT_LDP), rq = load<i32>(cfg + ATT_RQ);
@@ -148,6 +150,7 @@ export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: 
   const alibi = <usize>load<u32>(cfg + ATT_ALIBI);
   const cosT = <usize>load<u32>(cfg + ATT_COS), sinT = <usize>load<u32>(cfg + ATT_SIN);
   const rotDim = load<i32>(cfg + ATT_ROTDIM), G = load<i32>(cfg + ATT_GROUPS), ldo = load<i32>(cfg + ATT_LDO);
+  const window = load<i32>(cfg + ATT_WINDOW), sinks = <usize>load<u32>(cfg + ATT_SINKS);
   const half = rotDim >> 1;
   const hdB = <usize>hd << 2;
   // Scratch: G rotated query copies (G, hd), the accumulator (hd), one tile of scores.
@@ -161,6 +164,7 @@ export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: 
     const m = i / nHeads, h = i - m * nHeads;
     const kh = h / perKv;
     const qp = load<i32>(qPos + (<usize>m << 2));
+    const lo = window > 0 ? qp - window : i32.MIN_VALUE;
     const slope: f32 = alibi ? load<f32>(alibi + (<usize>h << 2)) : 0;
     // Rebuild this head's query from the rank-rq coefficients, then rotate it once per group.
     const pm = p + (<usize>m * ldp << 2);
@@ -192,7 +196,7 @@ export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: 
         const s = s0 + t;
         const pos = load<i32>(slotPos + (<usize>s << 2));
         let score: f32 = -Infinity;
-        if (pos <= qp) {
+        if (pos <= qp && pos > lo) {
           const g = load<i32>(slotGroup + (<usize>s << 2));
           score = scale * dot(qg + <usize>g * hdB, k + ((<usize>s * kvStride + <usize>kh * hd) << 2), hd);
           if (alibi) score -= slope * <f32>(qp - pos);
@@ -216,7 +220,14 @@ export function lowrank_attention(out: usize, p: usize, bq: usize, k: usize, v: 
     }
     const o = out + ((<usize>m * ldo + <usize>h * hd) << 2);
     if (sum == 0) { memory.fill(o, 0, hdB); continue; }
-    const inv: f32 = 1 / sum;
+    // A learned sink adds exp(s_h) to the denominator and no value; above the running max, move
+    // both sum and accumulator into its frame so nothing overflows.
+    let num: f32 = 1;
+    if (sinks) {
+      const sl = load<f32>(sinks + (<usize>h << 2));
+      if (sl > mx) { num = Mathf.exp(mx - sl); sum = sum * num + 1; } else sum += Mathf.exp(sl - mx);
+    }
+    const inv: f32 = num / sum;
     for (let d = 0; d < hd; d++) store<f32>(o + (<usize>d << 2), load<f32>(acc + (<usize>d << 2)) * inv);
   }
 }

@@ -70,7 +70,7 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
  * Pairs count as orthogonal at |cos| ≤ 1e-10: Qᵀ is orthogonal whatever the tolerance (a product
  * of rotations), so full rank stays exact and only the truncation's optimality depends on it.
  */
-export function rowJacobi(m: Float64Array, n: number, k: number): Float64Array {
+function rowJacobi(m: Float64Array, n: number, k: number): Float64Array {
   const qt = new Float64Array(n * n);
   for (let i = 0; i < n; i++) qt[i * n + i] = 1;
   const norm = new Float64Array(n);
@@ -165,7 +165,7 @@ export function factorize(w: Float64Array, N: number, K: number, rank: RankRule,
 }
 
 /** Lower L with C = L·Lᵀ; adds a growing ridge (relative to the mean diagonal) until C is positive definite. */
-export function cholesky(c: Float64Array, n: number): Float64Array {
+function cholesky(c: Float64Array, n: number): Float64Array {
   let mean = 0;
   for (let i = 0; i < n; i++) mean += c[i * n + i] / n;
   if (!(mean > 0)) throw new StreamlmError('the calibration activations are all zero; the whitening statistics are unusable', { field: '--calib' });

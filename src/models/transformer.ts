@@ -1,8 +1,10 @@
+import { StreamlmError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { HParams } from './config.js';
+import { canStreamBlock, STREAM_MIN_TOKENS, streamingAttention, streamingFfn } from './flashsvd.js';
+import { runLinear, type Linear, type LinearScratch } from './linear.js';
 import { ropeFrequencies } from './rope.js';
-import type { Embedding, Linear, Norm } from './weights.js';
-import { linearLowRank, streamingForward } from '../lowrank/forward.js';
+import type { Embedding, LowRankMode, Norm } from './weights.js';
 
 export interface LayerWeights {
   norm1: Norm;
@@ -11,6 +13,10 @@ export interface LayerWeights {
   o: Linear;           // (hidden, qDim)
   up: Linear;          // gated: (2·F, hidden) rows [gate; up]; plain: (F, hidden)
   down: Linear;        // (hidden, F)
+  /** Attention window W: a query at position q sees keys at q − W < p ≤ q. Absent or 0: the whole cache. */
+  window?: number;
+  /** Learned per-head sink logits, f32 (numHeads): an extra exp(s_h) in the softmax denominator (gpt-oss). 0 or absent: none. */
+  sinks?: number;
 }
 
 export interface ModelWeights {
@@ -44,7 +50,24 @@ export interface ForwardOptions {
   onAttention?: (layer: number, probs: Float32Array) => void;
 }
 
-const MATMUL = { f32: 'matmul_f32', f16: 'matmul_f16', bf16: 'matmul_bf16' } as const;
+/** How each block runs its projections, fixed at load. */
+export type BlockPath = 'dense' | 'streaming' | 'auto';
+
+/** RoPE tables of one forward: keys (M rows) and queries (G·M rows, group-major), f32 (rows, rotDim/2). */
+export interface RopeTables { rotDim: number; cosK: number; sinK: number; cosQ: number; sinQ: number }
+
+/** The state of one forward call that every block reads: the residual stream and what the prologue built. */
+export interface Pass {
+  M: number;
+  kv: KVBatch;
+  x: number;              // residual stream (M, H)
+  h: number;              // normed input, (M, max(H, qDim))
+  y: number;              // a block's projected output (M, H)
+  qPos: number;           // i32 (M)
+  rope: RopeTables | null;
+  lin: LinearScratch;
+}
+
 const EMBED = { f32: 'embed_f32', f16: 'embed_f16', bf16: 'embed_bf16' } as const;
 
 /** The decoder-only forward pass shared by every family: embed, N blocks, norm, LM head. */
@@ -52,103 +75,162 @@ export class Transformer {
   private invFreq: Float64Array | null = null;
   private invFreqSeq = -1;
   private attnScaling = 1;
+  /** Per layer: how its projections run (low-rank blocks may stream, see flashsvd.ts). */
+  readonly paths: BlockPath[];
+  /** Whether any linear quantizes its activations (then each forward holds scratch for them). */
+  private readonly q8: boolean;
 
-  constructor(readonly rt: Runtime, readonly hp: HParams, readonly w: ModelWeights) {}
+  constructor(readonly rt: Runtime, readonly hp: HParams, readonly w: ModelWeights, lowrank: LowRankMode = 'auto') {
+    if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
+    this.paths = w.layers.map((L, l) => {
+      if (L.qkv.kind !== 'lowrank' || lowrank === 'materialized') return 'dense';
+      if (canStreamBlock(hp, L)) return lowrank === 'streaming' ? 'streaming' : 'auto';
+      if (lowrank === 'streaming') throw new StreamlmError(`layer ${l} cannot run the streaming low-rank kernels (they need Llama-style blocks with f32 low-rank factors)`, { field: 'lowrank' });
+      return 'dense';
+    });
+    const quantized = (l: Linear): boolean => l.kind === 'q8_0' || (l.kind === 'lowrank' && [l.a, ...l.parts.map((q) => q.b)].some(quantized));
+    this.q8 = [w.lmHead, ...w.layers.flatMap((L) => [L.qkv, L.o, L.up, L.down])].some(quantized);
+  }
 
   /** Runs the new `tokens` through the model, writing their K/V into the cache slots of `kv`. */
   forward(tokens: readonly number[], kv: KVBatch, opts: ForwardOptions = {}): Float32Array {
-    const streamed = streamingForward(this, tokens, kv, opts);
-    if (streamed) return streamed;
     const { rt, hp, w } = this;
-    const k = rt.k;
     const M = tokens.length;
-    const H = hp.hiddenSize, nH = hp.numHeads, nKv = hp.numKvHeads, hd = hp.headDim;
-    const qDim = nH * hd, kvDim = nKv * hd, qkvDim = qDim + 2 * kvDim;
-    const F = hp.intermediateSize;
-    // One query copy per rotation group; without RoPE (ALiBi) the copies are identical.
-    const G = kv.groupOffsets.length;
-    const V = hp.vocabSize;
+    const H = hp.hiddenSize, qDim = hp.numHeads * hp.headDim;
     const outRows = opts.logits === 'all' ? M : 1;
+    const V = w.lmHead.N;
 
+    // Prologue: ids, residual stream, RoPE tables, quantization scratch, embedding.
     const mark = rt.mark();
     const ids = rt.alloc(M * 4);
     rt.i32(ids, M).set(tokens);
-    const x = rt.alloc(M * H * 4);       // residual stream (M, H)
-    const h = rt.alloc(M * H * 4);       // normed input (M, H)
-    const qkv = rt.alloc(M * qkvDim * 4);// (M, qDim + 2 kvDim)
-    const qg = rt.alloc(G * M * qDim * 4); // rotated queries per group (G, M, qDim)
-    const att = rt.alloc(M * qDim * 4);  // attention output (M, qDim)
-    const ao = rt.alloc(M * H * 4);      // attention projected (M, H)
-    const ff = rt.alloc(M * w.layers[0].up.N * 4);
-    const act = hp.gatedMlp ? rt.alloc(M * F * 4) : ff;
-    const mo = rt.alloc(M * H * 4);
-    const qPos = rt.alloc(M * 4);
-    rt.i32(qPos, M).set(kv.qPos);
-    const scratch = rt.alloc(rt.threads * kv.nSlots * 4);
-    const probs = opts.onAttention ? rt.alloc(M * nH * kv.nSlots * 4) : 0;
-    const maxK = Math.max(H, F, qDim);
-    const xq = rt.alloc(M * maxK);
-    const xs = rt.alloc((M * maxK) / 32 * 4 + 4);
+    const maxK = Math.max(H, qDim, ...w.layers.map((L) => L.down.K));
+    const pass: Pass = {
+      M, kv,
+      x: rt.alloc(M * H * 4),
+      h: rt.alloc(M * Math.max(H, qDim) * 4),
+      y: rt.alloc(M * H * 4),
+      qPos: rt.alloc(M * 4),
+      rope: this.ropeTables(kv, M),
+      lin: this.q8 ? { xq: rt.alloc(M * maxK), xs: rt.alloc((M * maxK) / 32 * 4 + 4) } : { xq: 0, xs: 0 },
+    };
+    rt.i32(pass.qPos, M).set(kv.qPos);
     const logits = rt.alloc(outRows * V * 4);
+    rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
 
-    let rope: { rotDim: number; cosK: number; sinK: number; cosQ: number[]; sinQ: number[] } | null = null;
-    if (hp.position.kind === 'rope') {
-      const seqLen = Math.max(...kv.qPos) + 1;
-      const [cosK, sinK] = this.ropeTable(M, (m) => kv.keyPos[m], seqLen);
-      const cosQ: number[] = [], sinQ: number[] = [];
-      for (let g = 0; g < G; g++) {
-        const [c, s] = this.ropeTable(M, (m) => kv.qPos[m] + kv.groupOffsets[g], seqLen);
-        cosQ.push(c); sinQ.push(s);
-      }
-      rope = { rotDim: hp.position.rotaryDim, cosK, sinK, cosQ, sinQ };
-    }
-
-    k[EMBED[w.embed.dtype]](x, w.embed.table, ids, M, H);
-    const scale = 1 / Math.sqrt(hd);
-
+    let dense: DenseBuffers | null = null;
     for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l];
-      this.norm(h, x, L.norm1, M, H);
-      this.linear(qkv, h, L.qkv, M, xq, xs);
-      if (hp.clipQkv !== null) k.clamp(qkv, M * qkvDim, -hp.clipQkv, hp.clipQkv);
-      const mem = new Float32Array(rt.memory.buffer);
-      for (let g = 0; g < G; g++)
-        for (let m = 0; m < M; m++) mem.copyWithin((qg + ((g * M + m) * qDim) * 4) / 4, (qkv + m * qkvDim * 4) / 4, (qkv + (m * qkvDim + qDim) * 4) / 4);
-      if (rope) {
-        k.rope(qkv + qDim * 4, qkvDim, rope.cosK, rope.sinK, M, nKv, hd, rope.rotDim);
-        for (let g = 0; g < G; g++) k.rope(qg + g * M * qDim * 4, qDim, rope.cosQ[g], rope.sinQ[g], M, nH, hd, rope.rotDim);
-      }
-      for (let m = 0; m < M; m++) {
-        const src = (qkv + (m * qkvDim + qDim) * 4) / 4;
-        const slot = kv.writeSlots[m];
-        mem.copyWithin((kv.k[l] + slot * kvDim * 4) / 4, src, src + kvDim);
-        mem.copyWithin((kv.v[l] + slot * kvDim * 4) / 4, src + kvDim, src + 2 * kvDim);
-      }
-      rt.run('attention', [att, qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, qPos,
-        M, nH, nKv, hd, scale, w.alibiSlopes, probs, scratch]);
-      if (probs) opts.onAttention!(l, rt.f32(probs, M * nH * kv.nSlots).slice());
-      this.linear(ao, att, L.o, M, xq, xs);
-
-      if (hp.residual === 'sequential') {
-        k.add(x, x, ao, M * H);
-        this.norm(h, x, L.norm2!, M, H);
-        this.mlp(mo, h, L, M, ff, act, xq, xs);
-        k.add(x, x, mo, M * H);
+      const path = this.paths[l];
+      const stream = !opts.onAttention && (path === 'streaming' || (path === 'auto' && M >= STREAM_MIN_TOKENS));
+      if (stream) {
+        this.streamingBlock(pass, l);
       } else {
-        // Parallel blocks read the same x: attention and MLP outputs are both added to it.
-        if (hp.residual === 'parallel') this.norm(h, x, L.norm2!, M, H);
-        this.mlp(mo, h, L, M, ff, act, xq, xs);
-        k.add(x, x, ao, M * H);
-        k.add(x, x, mo, M * H);
+        dense ??= this.denseBuffers(pass, opts);
+        this.denseBlock(pass, l, dense, opts);
       }
     }
 
+    // Epilogue: final norm and head on the rows whose logits are asked for.
     const first = M - outRows;
-    this.norm(h, x + first * H * 4, w.finalNorm, outRows, H);
-    this.linear(logits, h, w.lmHead, outRows, xq, xs);
+    this.norm(pass.h, pass.x + first * H * 4, w.finalNorm, outRows, H);
+    this.linear(logits, pass.h, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
     const out = rt.f32(logits, outRows * V).slice();
     rt.release(mark);
     return out;
+  }
+
+  /** out (M, N) = x (M, K) · Wᵀ + b, on all threads, whatever the linear's kind. */
+  linear(out: number, x: number, lin: Linear, M: number, xq: number, xs: number): void {
+    runLinear(this.rt, out, x, lin, M, { xq, xs }, (o, i, l, m, a, b) => this.linear(o, i, l, m, a, b));
+  }
+
+  private denseBuffers(p: Pass, opts: ForwardOptions): DenseBuffers {
+    const { rt, hp, w } = this;
+    const M = p.M, qDim = hp.numHeads * hp.headDim, kvDim = hp.numKvHeads * hp.headDim;
+    const G = p.kv.groupOffsets.length;
+    const ffN = Math.max(...w.layers.map((L) => L.up.N));
+    const ff = rt.alloc(M * ffN * 4);
+    return {
+      qkv: rt.alloc(M * (qDim + 2 * kvDim) * 4),
+      qg: rt.alloc(G * M * qDim * 4),
+      att: rt.alloc(M * qDim * 4),
+      ff,
+      act: hp.gatedMlp ? rt.alloc(M * (ffN / 2) * 4) : ff,
+      mo: rt.alloc(M * hp.hiddenSize * 4),
+      scratch: rt.alloc(rt.threads * p.kv.nSlots * 4),
+      probs: opts.onAttention ? rt.alloc(M * hp.numHeads * p.kv.nSlots * 4) : 0,
+    };
+  }
+
+  /** One block on full-size activations: every linear through its kind's GEMM. */
+  private denseBlock(p: Pass, l: number, b: DenseBuffers, opts: ForwardOptions): void {
+    const { rt, hp, w } = this;
+    const k = rt.k;
+    const L = w.layers[l];
+    const M = p.M, kv = p.kv, H = hp.hiddenSize, nH = hp.numHeads, nKv = hp.numKvHeads, hd = hp.headDim;
+    const qDim = nH * hd, kvDim = nKv * hd, qkvDim = qDim + 2 * kvDim;
+    // One query copy per rotation group; without RoPE (ALiBi) the copies are identical.
+    const G = kv.groupOffsets.length;
+    const { xq, xs } = p.lin;
+    this.norm(p.h, p.x, L.norm1, M, H);
+    this.linear(b.qkv, p.h, L.qkv, M, xq, xs);
+    if (hp.clipQkv !== null) k.clamp(b.qkv, M * qkvDim, -hp.clipQkv, hp.clipQkv);
+    const mem = new Float32Array(rt.memory.buffer);
+    for (let g = 0; g < G; g++)
+      for (let m = 0; m < M; m++) mem.copyWithin((b.qg + ((g * M + m) * qDim) * 4) / 4, (b.qkv + m * qkvDim * 4) / 4, (b.qkv + (m * qkvDim + qDim) * 4) / 4);
+    const rope = p.rope;
+    if (rope) {
+      k.rope(b.qkv + qDim * 4, qkvDim, rope.cosK, rope.sinK, M, nKv, hd, rope.rotDim);
+      const rowBytes = rope.rotDim / 2 * 4;
+      for (let g = 0; g < G; g++) k.rope(b.qg + g * M * qDim * 4, qDim, rope.cosQ + g * M * rowBytes, rope.sinQ + g * M * rowBytes, M, nH, hd, rope.rotDim);
+    }
+    for (let m = 0; m < M; m++) {
+      const src = (b.qkv + (m * qkvDim + qDim) * 4) / 4;
+      const slot = kv.writeSlots[m];
+      mem.copyWithin((kv.k[l] + slot * kvDim * 4) / 4, src, src + kvDim);
+      mem.copyWithin((kv.v[l] + slot * kvDim * 4) / 4, src + kvDim, src + 2 * kvDim);
+    }
+    rt.run('attention', [b.att, b.qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, p.qPos,
+      M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
+    if (b.probs) opts.onAttention!(l, rt.f32(b.probs, M * nH * kv.nSlots).slice());
+    this.linear(p.y, b.att, L.o, M, xq, xs);
+
+    const x = p.x, h = p.h;
+    if (hp.residual === 'sequential') {
+      k.add(x, x, p.y, M * H);
+      this.norm(h, x, L.norm2!, M, H);
+      this.mlp(b.mo, h, L, M, b, p.lin);
+      k.add(x, x, b.mo, M * H);
+    } else {
+      // Parallel blocks read the same x: attention and MLP outputs are both added to it.
+      if (hp.residual === 'parallel') this.norm(h, x, L.norm2!, M, H);
+      this.mlp(b.mo, h, L, M, b, p.lin);
+      k.add(x, x, p.y, M * H);
+      k.add(x, x, b.mo, M * H);
+    }
+  }
+
+  /** One Llama-style block run from the low-rank coefficients (FlashSVD, flashsvd.ts). */
+  private streamingBlock(p: Pass, l: number): void {
+    const { rt, hp } = this;
+    const L = this.w.layers[l];
+    const H = hp.hiddenSize, M = p.M;
+    this.norm(p.h, p.x, L.norm1, M, H);
+    streamingAttention(rt, hp, p, L, l, this.w.alibiSlopes);  // p.h ← attention output (M, qDim)
+    this.linear(p.y, p.h, L.o, M, p.lin.xq, p.lin.xs);
+    rt.k.add(p.x, p.x, p.y, M * H);
+    this.norm(p.h, p.x, L.norm2!, M, H);
+    streamingFfn(rt, p, L);                                   // p.y ← MLP output (M, H)
+    rt.k.add(p.x, p.x, p.y, M * H);
+  }
+
+  private ropeTables(kv: KVBatch, M: number): RopeTables | null {
+    if (this.hp.position.kind !== 'rope') return null;
+    const G = kv.groupOffsets.length;
+    const seqLen = Math.max(...kv.qPos) + 1;
+    const [cosK, sinK] = this.ropeTable(M, (m) => kv.keyPos[m], seqLen);
+    const [cosQ, sinQ] = this.ropeTable(G * M, (i) => kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
+    return { rotDim: this.hp.position.rotaryDim, cosK, sinK, cosQ, sinQ };
   }
 
   /**
@@ -185,23 +267,24 @@ export class Transformer {
     else this.rt.k.layernorm(out, x, n.w, n.b, M, K, this.hp.normEps);
   }
 
-  private mlp(out: number, h: number, L: LayerWeights, M: number, ff: number, act: number, xq: number, xs: number): void {
-    const F = this.hp.intermediateSize;
-    this.linear(ff, h, L.up, M, xq, xs);
-    if (this.hp.gatedMlp) this.rt.k.swiglu(act, ff, M, F);
-    else if (this.hp.act === 'gelu_tanh') this.rt.k.gelu_tanh(ff, M * F);
-    else this.rt.k.gelu(ff, M * F);
-    this.linear(out, act, L.down, M, xq, xs);
+  private mlp(out: number, h: number, L: LayerWeights, M: number, b: DenseBuffers, s: LinearScratch): void {
+    const F = L.down.K;
+    this.linear(b.ff, h, L.up, M, s.xq, s.xs);
+    if (this.hp.gatedMlp) this.rt.k.swiglu(b.act, b.ff, M, F);
+    else if (this.hp.act === 'gelu_tanh') this.rt.k.gelu_tanh(b.ff, M * F);
+    else this.rt.k.gelu(b.ff, M * F);
+    this.linear(out, b.act, L.down, M, s.xq, s.xs);
   }
+}
 
-  /** out (M, N) = x (M, K) · Wᵀ + b, on all threads. */
-  linear(out: number, x: number, lin: Linear, M: number, xq: number, xs: number): void {
-    if (lin.lr) { linearLowRank(this, out, x, lin, M, xq, xs); return; }
-    if (lin.dtype === 'q8_0') {
-      this.rt.k.quantize_q8(xq, xs, x, M, lin.K);
-      this.rt.run('matmul_q8', [out, xq, xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);
-    } else {
-      this.rt.run(MATMUL[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]);
-    }
-  }
+/** Full-size activations of the dense block, allocated once per forward on first use. */
+interface DenseBuffers {
+  qkv: number;     // (M, qDim + 2 kvDim)
+  qg: number;      // rotated queries per group (G, M, qDim)
+  att: number;     // attention output (M, qDim)
+  ff: number;      // (M, up.N)
+  act: number;     // gated: (M, F); plain: = ff
+  mo: number;      // MLP output (M, H)
+  scratch: number; // attention scratch, threads × nSlots f32
+  probs: number;   // (M, nHeads, nSlots) f32 or 0
 }

@@ -2,34 +2,19 @@ import { StreamlmError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
-import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from '../lowrank/format.js';
+import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
+import type { DenseLinear, Linear, LowRankLinear } from './linear.js';
+import type { HParams } from './config.js';
 
-/** How weights sit in wasm memory. `q8_0` is planar: int8 rows plus one f32 scale per 32. */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0';
 /** What the user asks for: keep the checkpoint's dtype, or convert. */
 export type LoadDType = 'auto' | 'f32' | 'q8_0';
 
-/** y = x · Wᵀ + b with W: [N, K] rows as stored by HF. */
-export interface Linear {
-  dtype: WeightDType;
-  w: number;      // (N, K) in dtype
-  ws: number;     // (N, K/32) f32 scales, q8_0 only
-  bias: number;   // (N) f32, 0 = none
-  N: number;
-  K: number;
-  /** Set when the checkpoint stores this linear as low-rank factors; then `w` is 0. */
-  lr?: LowRankLinear;
-}
-
 /**
- * W ≈ B·A per part of a (possibly fused) linear. `a` stacks every part's A rows: (R, K), R = Σ r_i;
- * part i reads P[:, pOff, pOff + r) of P = x·Aᵀ and writes output columns [nOff, nOff + b.N).
+ * How low-rank blocks run (docs/lowrank.md): `materialized` through the GEMMs (x·Aᵀ then ·Bᵀ),
+ * `streaming` through the FlashSVD kernels (an error where a block cannot), `auto` streaming for
+ * prompt chunks of at least STREAM_MIN_TOKENS tokens where a block can.
  */
-export interface LowRankLinear {
-  a: Linear;                                                // (R, K)
-  parts: { b: Linear; r: number; pOff: number; nOff: number }[]; // b: (n_i, r_i)
-  R: number;
-}
+export type LowRankMode = 'auto' | 'materialized' | 'streaming';
 
 export interface Norm { w: number; b: number } // (K) f32 each, 0 = absent
 
@@ -50,7 +35,7 @@ export class WeightLoader {
   /** The checkpoint's low-rank section, or null for a dense checkpoint. */
   readonly lowrank: LowRankSpec | null;
 
-  constructor(private readonly rt: Runtime, private readonly md: ModelDir, readonly target: LoadDType) {
+  constructor(private readonly rt: Runtime, private readonly md: ModelDir, readonly target: LoadDType, private readonly lowrankMode: LowRankMode = 'auto') {
     this.lowrank = parseLowRank(md.config, md.configFile, md.tensors);
   }
 
@@ -98,83 +83,98 @@ export class WeightLoader {
    */
   linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
     if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
+    const lin = this.matrix(parts, K, rowsOf, this.target);
+    if (biases) lin.bias = this.biases(parts, biases, rowsOf);
+    return lin;
+  }
+
+  /**
+   * The weight matrix alone, in the kind `target` asks for. A block-quantized source (a GGUF
+   * Q4_0/Q4_K/... tensor) would become a `BlockLinear` here, rows copied as stored and its kernel
+   * taken from the block table in src/runtime/quant/; the forward pass needs no change for it.
+   */
+  private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType): Linear {
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
     const N = rowsOf.reduce((a, b) => a + b, 0);
     const same = infos.every((t) => t.dtype === infos[0].dtype);
-    let dtype: WeightDType;
-    if (this.target === 'q8_0' && K % 32 === 0) dtype = 'q8_0';
-    else if (this.target === 'auto' && same) dtype = NATIVE[infos[0].dtype];
-    else dtype = 'f32';
-
-    const lin: Linear = { dtype, w: 0, ws: 0, bias: 0, N, K };
-    if (dtype === 'q8_0') {
-      lin.w = this.rt.alloc(N * K);
-      lin.ws = this.rt.alloc((N * K) / 32 * 4);
+    let lin: Linear;
+    if (target === 'q8_0' && K % 32 === 0) {
+      const w = this.rt.alloc(N * K), ws = this.rt.alloc((N * K) / 32 * 4);
+      lin = { kind: 'q8_0', w, ws, bias: 0, N, K };
       let row = 0;
       for (let i = 0; i < parts.length; i++) {
         // Quantize in row blocks so the f32 staging buffer stays small.
         const mark = this.rt.mark();
         const tmp = this.rt.alloc(rowsOf[i] * K * 4);
         this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
-        this.rt.k.quantize_q8(lin.w + row * K, lin.ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
+        this.rt.k.quantize_q8(w + row * K, ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
         this.rt.release(mark);
         row += rowsOf[i];
       }
       this.bytes += N * K + (N * K) / 8;
     } else {
+      const dtype = target === 'auto' && same ? NATIVE[infos[0].dtype] : 'f32';
       const eb = dtype === 'f32' ? 4 : 2;
-      lin.w = this.rt.alloc(N * K * eb);
+      const w = this.rt.alloc(N * K * eb);
+      lin = { kind: 'dense', dtype, w, bias: 0, N, K };
       let row = 0;
       for (let i = 0; i < parts.length; i++) {
-        const dst = lin.w + row * K * eb;
+        const dst = w + row * K * eb;
         if (dtype === 'f32') this.rowsToF32(infos[i], dst, rowsOf[i], K, parts[i].rowMap);
         else this.rowsNative(infos[i], dst, rowsOf[i], K, parts[i].rowMap);
         row += rowsOf[i];
       }
       this.bytes += N * K * eb;
     }
-    if (biases) {
-      lin.bias = this.rt.alloc(N * 4);
-      let row = 0;
-      for (let i = 0; i < biases.length; i++) {
-        const t = this.info(biases[i], [rowsOf[i]]);
-        this.rowsToF32(t, lin.bias + row * 4, 1, rowsOf[i]);
-        const map = parts[i].rowMap;
-        if (map) this.permuteF32(lin.bias + row * 4, map, 1);
-        row += rowsOf[i];
-      }
-      this.bytes += N * 4;
-    }
     return lin;
   }
 
-  /** The factored form of `linear`: one stacked A, one B per part, biases as for a dense linear. */
+  /** The output projection: its own tensor, or the embedding table reused when tied. */
+  lmHead(hp: HParams, embedName: string, headName: string, embed: Embedding): Linear {
+    const H = hp.hiddenSize;
+    if (!hp.tieWordEmbeddings) return this.linear([{ name: headName }], H, null, [hp.vocabSize]);
+    // A tied head in another dtype than the table needs its own converted copy.
+    if (this.target !== 'auto' && this.target !== embed.dtype) return this.linear([{ name: embedName }], H, null, [hp.vocabSize]);
+    const head: DenseLinear = { kind: 'dense', dtype: embed.dtype, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
+    return head;
+  }
+
+  /** The fused bias (N) f32 of `parts`, each part's rows reordered like its weight. */
+  private biases(parts: RowSource[], biases: string[], rowsOf: number[]): number {
+    const N = rowsOf.reduce((a, b) => a + b, 0);
+    const ptr = this.rt.alloc(N * 4);
+    for (let i = 0, row = 0; i < biases.length; row += rowsOf[i], i++) {
+      this.rowsToF32(this.info(biases[i], [rowsOf[i]]), ptr + row * 4, 1, rowsOf[i]);
+      const map = parts[i].rowMap;
+      if (map) this.permuteF32(ptr + row * 4, map, 1);
+    }
+    this.bytes += N * 4;
+    return ptr;
+  }
+
+  /**
+   * The factored form of `linear`: one stacked A, one B per part, biases as for a dense linear.
+   * Factors stored as f16/bf16 are widened to f32 when `target` is auto (the FlashSVD kernels read f32).
+   */
   private lowRankLinear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
     const ranks = this.lowrank!.ranks;
     const prefixes = parts.map((p) => prefixOf(p.name) ?? '');
     const missing = prefixes.find((p) => !ranks.has(p));
     if (missing !== undefined) throw new StreamlmError(`'${missing}' is fused with low-rank linears (${prefixes.join(', ')}) and must be low-rank too`, { file: this.md.configFile, field: `streamlm_lowrank.ranks` });
     const rs = prefixes.map((p) => ranks.get(p)!);
-    const a = this.linear(prefixes.map((p) => ({ name: factorA(p) })), K, null, rs);
+    // The FlashSVD kernels read f32 factors: widen f16/bf16 ones unless only the GEMMs will run them.
+    const t = this.target === 'auto' && this.lowrankMode !== 'materialized' ? 'f32' : this.target;
+    const factor = (src: RowSource[], k: number, rows: number[]): Linear => this.matrix(src, k, rows, t);
+    const a = factor(prefixes.map((p) => ({ name: factorA(p) })), K, rs);
     const N = rowsOf.reduce((x, y) => x + y, 0);
-    const lin: Linear = { dtype: 'f32', w: 0, ws: 0, bias: 0, N, K };
-    if (biases) {
-      lin.bias = this.rt.alloc(N * 4);
-      for (let i = 0, row = 0; i < biases.length; row += rowsOf[i], i++) {
-        this.rowsToF32(this.info(biases[i], [rowsOf[i]]), lin.bias + row * 4, 1, rowsOf[i]);
-        const map = parts[i].rowMap;
-        if (map) this.permuteF32(lin.bias + row * 4, map, 1);
-      }
-      this.bytes += N * 4;
-    }
-    const lr: LowRankLinear = { a, parts: [], R: a.N };
+    const lin: LowRankLinear = { kind: 'lowrank', a, parts: [], R: a.N, bias: 0, N, K };
+    if (biases) lin.bias = this.biases(parts, biases, rowsOf);
     let pOff = 0, nOff = 0;
     for (let i = 0; i < parts.length; i++) {
-      lr.parts.push({ b: this.linear([{ name: factorB(prefixes[i]), rowMap: parts[i].rowMap }], rs[i], null, [rowsOf[i]]), r: rs[i], pOff, nOff });
+      lin.parts.push({ b: factor([{ name: factorB(prefixes[i]), rowMap: parts[i].rowMap }], rs[i], [rowsOf[i]]), r: rs[i], pOff, nOff });
       pOff += rs[i];
       nOff += rowsOf[i];
     }
-    lin.lr = lr;
     return lin;
   }
 

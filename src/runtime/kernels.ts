@@ -16,7 +16,7 @@ export interface Kernels {
   rope(x: P, rowStride: number, cos: P, sin: P, M: number, nHeads: number, headDim: number, rotDim: number): void;
   attention(out: P, q: P, qRowStride: number, qGroupStride: number, k: P, v: P, kvRowStride: number,
     slotPos: P, slotGroup: P, nSlots: number, qPos: P, M: number, nHeads: number, nKvHeads: number,
-    headDim: number, scale: number, alibi: P, probs: P, scratch: P, tid: number, nth: number): void;
+    headDim: number, scale: number, alibi: P, window: number, sinks: P, probs: P, scratch: P, tid: number, nth: number): void;
   swiglu(out: P, gu: P, M: number, F: number): void;
   gelu(x: P, n: number): void;
   gelu_tanh(x: P, n: number): void;
@@ -43,7 +43,7 @@ export const PARALLEL_OPS = {
   matmul_f16: 7,
   matmul_bf16: 7,
   matmul_q8: 9,
-  attention: 19,
+  attention: 21,
   lowrank_ffn: 7,
   lowrank_attention: 7,
   pool_probe: 3,
@@ -83,8 +83,8 @@ export function callParallel(fn: KernelFn, a: ArrayLike<number>, n: number, tid:
     case 3: fn(a[0], a[1], a[2], tid, nth); return;
     case 7: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], tid, nth); return;
     case 9: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], tid, nth); return;
-    case 19: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
-      a[15], a[16], a[17], a[18], tid, nth); return;
+    case 21: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
+      a[15], a[16], a[17], a[18], a[19], a[20], tid, nth); return;
     default: throw new Error(`callParallel: no call shape for ${n} arguments`);
   }
 }

@@ -1,13 +1,14 @@
 import type { KVCache } from '../cache/kvcache.js';
-import { parsePolicy } from '../cache/policy.js';
+import { parsePolicy, type CachePolicy } from '../cache/policy.js';
+import { decodeSnapshot } from '../cache/snapshot.js';
 import { ChatTemplate, type ChatMessage } from '../chat/template.js';
 import { Transcript } from '../chat/transcript.js';
+import { DEFAULT_CHAT_CACHE, prefillChunkOf } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { Sampler, type SamplerOptions } from '../generate/sampler.js';
-import { StopMatcher } from '../generate/stop.js';
+import { DecodeStepper, type FinishReason } from '../generate/stepper.js';
 import type { Model } from '../model.js';
 import type { CacheStats, Session } from '../session.js';
-import { StreamDecoder } from '../tokenizer.js';
 import { ApiError } from './errors.js';
 
 export interface EngineOptions {
@@ -68,7 +69,7 @@ export interface TurnInfo {
   cachedTokens: number;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type { FinishReason };
 
 export interface TurnResult {
   finishReason: FinishReason;
@@ -125,8 +126,6 @@ interface Conversation {
   kv: KVCache;
   session: Session;
   transcript: Transcript;
-  /** Tokens sampled or prompted but not yet in the cache; fed before the next prompt. */
-  pending: number[];
   busy: boolean;
   turns: number;
   lastUsed: number;
@@ -137,13 +136,7 @@ interface Job {
   feed: number[];
   /** Feed tokens already prefilled. */
   fed: number;
-  logits: Float32Array | null;
-  sampler: Sampler;
-  stop: StopMatcher;
-  decoder: StreamDecoder | null;
-  maxTokens: number;
-  ignoreEos: boolean;
-  generated: number;
+  stepper: DecodeStepper;
   reply: string;
   chat: boolean;
   signal: AbortSignal | undefined;
@@ -167,6 +160,8 @@ const DROPPED_MEMORY = 10_000;
  */
 export class Engine {
   readonly policy: string;
+  /** The policy every session runs, as an object (its sinks, what it keeps). */
+  readonly cachePolicy: CachePolicy;
   readonly maxSessions: number;
   readonly prefillChunk: number;
   readonly template: ChatTemplate;
@@ -183,26 +178,28 @@ export class Engine {
   private readonly waiters: Waiter[] = [];
   private readonly jobs: Job[] = [];
   private readonly oneOff = new Set<Conversation>();
-  private readonly eos: Set<number>;
+  private readonly eos: number[];
   private running = false;
   private closed = false;
   readonly observer: EngineObserver | null;
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
-    const spec = opts.cache ?? 'sink:4+2044';
+    const spec = opts.cache ?? DEFAULT_CHAT_CACHE;
     this.evictChunk = opts.evictChunk ?? 1;
     const policy = parsePolicy(spec, { evictChunk: this.evictChunk });
-    if (!Number.isFinite(policy.keep) || policy.recompute) {
+    if (!policy.bounded || !policy.carriesKV) {
       throw new StreamlmError(`serving needs a bounded cache that is carried between turns: sink:S+W or window:W, got '${policy.name}'`, { field: '--cache' });
     }
     this.policy = policy.name;
+    this.cachePolicy = policy;
     this.maxSessions = opts.maxSessions ?? 8;
     if (!Number.isInteger(this.maxSessions) || this.maxSessions < 1) throw new StreamlmError(`max sessions must be a positive integer, got ${opts.maxSessions}`, { field: '--max-sessions' });
-    this.prefillChunk = opts.prefillChunk ?? 64;
+    this.prefillChunk = prefillChunkOf(opts.prefillChunk);
+    model.checkCacheFits({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }, this.maxSessions, { cache: '--cache', count: '--max-sessions' });
     this.queueTimeoutMs = opts.queueTimeoutMs ?? 30_000;
     this.template = new ChatTemplate(model.tokenizer, { template: opts.chatTemplate });
     this.observer = opts.observer ?? null;
-    this.eos = new Set(model.eosTokenIds);
+    this.eos = model.eosTokenIds;
     for (let i = 0; i < this.maxSessions; i++) {
       this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
     }
@@ -251,6 +248,52 @@ export class Engine {
   }
 
   /**
+   * A named idle session as bytes: its cache (Session.snapshot) plus the conversation state, to
+   * keep across a restart or move to another server with the same model and cache settings. Null
+   * for an unknown id; a 409 ApiError while a turn runs on it.
+   */
+  saveSession(id: string): Uint8Array | null {
+    const c = this.sessions.get(id);
+    if (!c) return null;
+    if (c.busy) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
+    return c.session.snapshot({ extra: { kind: 'streamlm-conversation', turns: c.turns, transcript: c.transcript.state() } });
+  }
+
+  /**
+   * Brings back a session from `saveSession` under `id`, replacing an idle one of that id. Refuses
+   * (StreamlmError) a snapshot of another model, of other cache settings, or a corrupt one; a busy
+   * id is a 409. Waits for a free cache like a new session does.
+   */
+  async loadSession(id: string, bytes: Uint8Array): Promise<void> {
+    const h = decodeSnapshot(bytes).header;
+    const mine = { policy: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk };
+    const theirs = { policy: h.policy, prefillChunk: h.prefillChunk, evictChunk: h.evictChunk };
+    if (JSON.stringify(mine) !== JSON.stringify(theirs)) throw new StreamlmError(`the saved session ran with ${JSON.stringify(theirs)}; this server runs ${JSON.stringify(mine)}`, { field: 'snapshot' });
+    const extra = h.extra as { kind?: unknown; turns?: unknown; transcript?: unknown } | null;
+    if (extra?.kind !== 'streamlm-conversation' || !Number.isInteger(extra.turns)) throw new StreamlmError('the snapshot holds no saved conversation (take it with Engine.saveSession)', { field: 'snapshot' });
+    const transcript = Transcript.fromState(this.template, extra.transcript);
+    const old = this.sessions.get(id);
+    if (old?.busy || this.reserved.has(id)) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
+    if (old) { this.sessions.delete(id); this.releaseCache(old.kv); }
+    this.reserved.add(id);
+    let kv: KVCache;
+    try {
+      kv = await this.acquireCache(undefined);
+    } finally {
+      this.reserved.delete(id);
+    }
+    let session: Session;
+    try {
+      session = this.model.restoreSession(bytes, { kv });
+    } catch (e) {
+      this.releaseCache(kv);
+      throw e;
+    }
+    this.sessions.set(id, { id, kv, session, transcript, busy: false, turns: extra.turns as number, lastUsed: performance.now() });
+    this.dropped.delete(id);
+  }
+
+  /**
    * Starts a turn: finds or creates the session, works out the tokens to append and queues the
    * turn. Throws ApiError for a busy session (409), a full server (503) or a bad prompt (400).
    */
@@ -262,7 +305,7 @@ export class Engine {
     if (id !== null && (conv?.busy || this.reserved.has(id))) {
       throw new ApiError(409, `session '${id}' already has a request in progress; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
     }
-    const sampler = new Sampler(opts.sampler);
+    new Sampler(opts.sampler);  // checks the sampling options before a cache is taken
     let created = false;
     const dropped = id !== null && !conv && this.dropped.has(id);
     if (!conv) {
@@ -275,7 +318,7 @@ export class Engine {
       }
       conv = {
         id, kv, session: this.model.session({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk, kv }),
-        transcript: new Transcript(this.template), pending: [], busy: false, turns: 0, lastUsed: t0,
+        transcript: new Transcript(this.template), busy: false, turns: 0, lastUsed: t0,
       };
       created = true;
       if (id !== null) { this.sessions.set(id, conv); this.dropped.delete(id); } else this.oneOff.add(conv);
@@ -287,13 +330,15 @@ export class Engine {
     let feed: number[];
     let status: TurnInfo['status'];
     try {
-      const fresh = conv.session.cache.seen === 0 && conv.pending.length === 0;
+      const fresh = conv.session.cache.seen === 0 && conv.session.pendingCount === 0;
       if (opts.input.kind === 'chat') {
         const t = conv.transcript.next(opts.input.messages);
         feed = this.encode(t.text, fresh && !this.template.builtin);
         status = created ? 'new' : t.mode;
       } else {
         const p = opts.input.prompt;
+        // As generate(): an empty text is refused for every model, BOS-adding tokenizers included.
+        if (p === '') throw new ApiError(400, 'the prompt is empty', 'invalid_request_error', 'prompt', 'invalid_value');
         feed = typeof p === 'string' ? this.encode(p, fresh) : p;
         const V = this.model.hparams.vocabSize;
         for (const x of feed) if (x >= V) throw new ApiError(400, `token id ${x} is outside the vocabulary [0, ${V})`, 'invalid_request_error', 'prompt', 'invalid_value');
@@ -307,18 +352,18 @@ export class Engine {
       throw e;
     }
     const cachedTokens = conv.session.cache.length;
-    feed = [...conv.pending, ...feed];
-    conv.pending = [];
+    feed = [...conv.session.takePending(), ...feed];
     conv.busy = true;
-    const tok = this.model.tokenizer;
     const out = new Channel<GeneratedText>();
     let settle!: (r: TurnResult) => void;
     const result = new Promise<TurnResult>((r) => { settle = r; });
     // Settled after iteration ends; a failed turn rejects the iterator instead, so this never rejects.
+    const stepper = new DecodeStepper(conv.session, {
+      maxNewTokens: opts.maxTokens, sampler: opts.sampler, stop: [...opts.stop, ...(opts.input.kind === 'chat' ? this.template.stop : [])],
+      eos: this.eos, ignoreEos: opts.ignoreEos, tokenizer: this.model.tokenizer, context: feed.slice(-4), signal: opts.signal,
+    });
     const job: Job = {
-      conv, feed, fed: 0, logits: null, sampler, stop: new StopMatcher([...opts.stop, ...(opts.input.kind === 'chat' ? this.template.stop : [])]),
-      decoder: tok ? new StreamDecoder(tok, { context: feed.slice(-4) }) : null,
-      maxTokens: opts.maxTokens, ignoreEos: opts.ignoreEos ?? false, generated: 0, reply: '', chat: opts.input.kind === 'chat', signal: opts.signal, out,
+      conv, feed, fed: 0, stepper, reply: '', chat: opts.input.kind === 'chat', signal: opts.signal, out,
       t0, tLast: t0, ttftMs: null, settle,
     };
     this.jobs.push(job);
@@ -419,45 +464,40 @@ export class Engine {
     if (job.signal?.aborted) { this.finish(job, 'abort'); return false; }
     if (job.fed < job.feed.length) {
       const chunk = job.feed.slice(job.fed, job.fed + this.prefillChunk);
-      job.logits = s.prefill(chunk);
+      s.prefill(chunk);
       job.fed += chunk.length;
       this.observer?.prefill(chunk.length);
       return true;
     }
-    const id = job.sampler.sample(job.logits!);
-    const now = performance.now();
-    if (job.ttftMs === null) job.ttftMs = now - job.t0;
-    else this.observer?.token((now - job.tLast) / 1000);
-    job.tLast = now;
-    if (!job.ignoreEos && this.eos.has(id)) { this.finish(job, 'stop'); return false; }
-    job.generated++;
-    const piece = job.decoder ? job.decoder.push(id) : '';
-    const { text, stopped } = job.stop.push(piece);
-    if (text) { job.reply += text; job.out.push({ id, text }); }
-    if (stopped) { this.finish(job, 'stop'); return false; }
-    if (job.generated >= job.maxTokens) {
-      job.conv.pending = [id];
-      this.finish(job, 'length');
-      return false;
+    const step = job.stepper.next();
+    // A sampled token (EOS included) counts for latency; a step that only ended generation does not.
+    if (step.id !== null || step.finish === 'stop') {
+      const now = performance.now();
+      if (job.ttftMs === null) job.ttftMs = now - job.t0;
+      else this.observer?.token((now - job.tLast) / 1000);
+      job.tLast = now;
     }
-    job.logits = s.step(id);
+    this.emit(job, step.id, step.text);
+    if (step.finish) { this.finish(job, step.finish); return false; }
     return true;
+  }
+
+  private emit(job: Job, id: number | null, text: string): void {
+    if (text) { job.reply += text; job.out.push({ id: id ?? -1, text }); }
   }
 
   private finish(job: Job, reason: FinishReason): void {
     const c = job.conv;
-    if (reason !== 'stop') {
-      const tail = job.stop.push(job.decoder ? job.decoder.flush() : '', true);
-      if (tail.text && reason === 'length') { job.reply += tail.text; job.out.push({ id: -1, text: tail.text }); }
-    }
+    // Ended from outside the stepper (abort during the prompt, shutdown): flush what it held back.
+    if (!job.stepper.done) this.emit(job, null, job.stepper.finish(reason).text);
     // An abort mid-prompt leaves the rest of the prompt to be fed before the next one.
-    if (job.fed < job.feed.length) c.pending = job.feed.slice(job.fed);
+    if (job.fed < job.feed.length) c.session.defer(job.feed.slice(job.fed));
     if (job.chat) c.transcript.commitReply(job.reply);
     c.turns++;
     c.busy = false;
     c.lastUsed = performance.now();
     const result: TurnResult = {
-      finishReason: reason, promptTokens: job.feed.length, completionTokens: job.generated, ttftMs: job.ttftMs,
+      finishReason: reason, promptTokens: job.feed.length, completionTokens: job.stepper.stats().newTokens, ttftMs: job.ttftMs,
       durationMs: c.lastUsed - job.t0, cache: c.session.stats(),
     };
     if (c.id === null) this.discard(c);
@@ -473,7 +513,7 @@ export class Engine {
     this.discard(c);
     if (c.id !== null) this.dropped.set(c.id, true);
     const err = e instanceof ApiError ? e : new ApiError(500, `generation failed: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'internal_error');
-    job.settle({ finishReason: 'abort', promptTokens: job.feed.length, completionTokens: job.generated, ttftMs: job.ttftMs, durationMs: performance.now() - job.t0, cache: c.session.stats() });
+    job.settle({ finishReason: 'abort', promptTokens: job.feed.length, completionTokens: job.stepper.stats().newTokens, ttftMs: job.ttftMs, durationMs: performance.now() - job.t0, cache: c.session.stats() });
     job.out.fail(err);
   }
 }

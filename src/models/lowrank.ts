@@ -8,7 +8,7 @@ import type { TensorInfo } from '../runtime/safetensors.js';
 /** The config.json key of the low-rank section. */
 export const LOWRANK_KEY = 'streamlm_lowrank';
 /** Format version; readers refuse versions they do not know (append-only, STYLE.md §9). */
-export const LOWRANK_VERSION = 1;
+const LOWRANK_VERSION = 1;
 
 export type LowRankMethod = 'svd' | 'whiten' | 'random';
 

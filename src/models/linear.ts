@@ -1,0 +1,85 @@
+// One linear layer, y = x · Wᵀ + b with W: [N, K] rows as HF stores them, in one of a few kinds
+// chosen at load. The forward pass calls `runLinear` and never looks at the kind; adding a weight
+// format is one kind here plus its kernel, not a branch in the blocks.
+import type { ParallelOp, Runtime } from '../runtime/runtime.js';
+
+interface LinearBase {
+  N: number;
+  K: number;
+  bias: number;   // (N) f32, 0 = none
+}
+
+/** Weights kept as floats: f32, or f16/bf16 widened inside the kernel. */
+export interface DenseLinear extends LinearBase { kind: 'dense'; dtype: 'f32' | 'f16' | 'bf16'; w: number /* (N, K) */ }
+
+/** Planar Q8_0: int8 rows (N, K) plus one f32 scale per 32 (N, K/32); activations quantized the same way. */
+export interface Q8Linear extends LinearBase { kind: 'q8_0'; w: number; ws: number }
+
+/**
+ * A block-quantized GGML type (Q4_0, Q4_K, Q6_K, ...): rows of K/blockSize blocks stored as the file
+ * stores them, run by one parallel kernel `op(out, x, w, bias, M, K, N)` on f32 activations. The
+ * block table (sizes, bytes) lives with the kernels' TS side in src/runtime/quant/.
+ */
+export interface BlockLinear extends LinearBase { kind: 'block'; type: string; op: ParallelOp; w: number }
+
+/**
+ * W ≈ B·A per part of a (possibly fused) linear. `a` stacks every part's A rows: (R, K), R = Σ r_i;
+ * part i reads P[:, pOff, pOff + r) of P = x·Aᵀ and writes output columns [nOff, nOff + b.N).
+ */
+export interface LowRankLinear extends LinearBase {
+  kind: 'lowrank';
+  a: Linear;                                                       // (R, K)
+  parts: { b: Linear; r: number; pOff: number; nOff: number }[];  // b: (n_i, r_i)
+  R: number;
+}
+
+export type Linear = DenseLinear | Q8Linear | BlockLinear | LowRankLinear;
+
+/** Scratch a linear may use for quantized activations: int8 (M·K) and f32 scales (M·K/32 + 1). */
+export interface LinearScratch { xq: number; xs: number }
+
+const MATMUL = { f32: 'matmul_f32', f16: 'matmul_f16', bf16: 'matmul_bf16' } as const;
+
+type Runner<L extends Linear> = (rt: Runtime, out: number, x: number, lin: L, M: number, s: LinearScratch, self: LinearFn) => void;
+/** How a linear is run; the transformer passes its own (observable) method as `self` for the parts of a low-rank linear. */
+export type LinearFn = (out: number, x: number, lin: Linear, M: number, xq: number, xs: number) => void;
+
+const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } = {
+  dense: (rt, out, x, lin, M) => rt.run(MATMUL[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  q8_0: (rt, out, x, lin, M, s) => {
+    rt.k.quantize_q8(s.xq, s.xs, x, M, lin.K);
+    rt.run('matmul_q8', [out, s.xq, s.xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);
+  },
+  block: (rt, out, x, lin, M) => rt.run(lin.op, [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  lowrank: runLowRank,
+};
+
+/** out (M, N) = x (M, K) · Wᵀ + b, on all threads. */
+export function runLinear(rt: Runtime, out: number, x: number, lin: Linear, M: number, s: LinearScratch, self: LinearFn): void {
+  (RUNNERS[lin.kind] as Runner<Linear>)(rt, out, x, lin, M, s, self);
+}
+
+/** Materialized low-rank linear: P = x·Aᵀ, then out = P·Bᵀ + b part by part with the dense GEMMs. */
+function runLowRank(rt: Runtime, out: number, x: number, lin: LowRankLinear, M: number, s: LinearScratch, self: LinearFn): void {
+  const mark = rt.mark();
+  const P = rt.alloc(M * lin.R * 4);                      // (M, R)
+  self(P, x, lin.a, M, s.xq, s.xs);
+  if (lin.parts.length === 1) {
+    self(out, P, { ...lin.parts[0].b, bias: lin.bias }, M, s.xq, s.xs);
+  } else {
+    for (const part of lin.parts) {
+      const n = part.b.N, r = part.r;
+      const pin = rt.alloc(M * r * 4);                    // (M, r): this part's columns of P
+      const tmp = rt.alloc(M * n * 4);                    // (M, n)
+      const pv = rt.f32(P, M * lin.R), iv = rt.f32(pin, M * r);
+      for (let m = 0; m < M; m++) iv.set(pv.subarray(m * lin.R + part.pOff, m * lin.R + part.pOff + r), m * r);
+      self(tmp, pin, { ...part.b, bias: lin.bias ? lin.bias + part.nOff * 4 : 0 }, M, s.xq, s.xs);
+      const ov = rt.f32(out, M * lin.N), tv = rt.f32(tmp, M * n);
+      for (let m = 0; m < M; m++) ov.set(tv.subarray(m * n, (m + 1) * n), m * lin.N + part.nOff);
+    }
+  }
+  rt.release(mark);
+}
+
+/** True for a dense f32 linear (what the FlashSVD kernels read). */
+export function isF32(l: Linear): l is DenseLinear { return l.kind === 'dense' && l.dtype === 'f32'; }

@@ -101,6 +101,7 @@ test('the page shows a reply without the leading space of its first token; the t
   const page = chatPage('m', 'sink:4+60');
   // The page runs the same function on what it displays, and sends back `reply` untrimmed.
   const src = /const shown = (.*);\n/.exec(page)![1];
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- runs the page's own function
   const shown = new Function(`return (${src});`)() as (t: string) => string;
   assert.equal(shown(' Hello'), 'Hello');
   assert.match(page, /out\.textContent = shown\(reply\)/);

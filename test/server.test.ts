@@ -36,6 +36,7 @@ after(async () => {
  * detokenizer and the stop matcher the server runs: argmax per step, stop at EOS, and the text
  * decoded once at the end (after the prompt's last 4 tokens, as a streaming decoder shows it).
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- callers await it like the engine's paths
 async function reference(promptIds: number[], maxNewTokens: number, cache = CACHE_A): Promise<{ ids: number[]; text: string }> {
   const s = model.session({ cache });
   const eos = new Set(model.eosTokenIds);

@@ -2,10 +2,10 @@
 // module file so that workers start in tens of milliseconds from both src/ (tests under tsx, which
 // Node 20 does not apply inside workers) and dist/; the helpers it needs are spliced in from their
 // (self-contained) compiled functions.
-import { ARGS_BYTE, CLAIM, DONE, FAILED, GEN, MAX_ARGS, NAP, OP, QUIT, RAN, SLEEPERS, SPIN_MS, STALL, awaitChange, claimChunk, type WorkerInit } from './control.js';
+import { ARGS_BYTE, CLAIM, DONE, FAILED, GEN, MAX_ARGS, NAP, OP, QUIT, RAN, SLEEPERS, SPIN_MS, STALL, awaitChange, claimChunk } from './control.js';
 import { OP_NAMES, PARALLEL_OPS, callParallel } from './kernels.js';
 
-/** workerData: WorkerInit (control.ts). The worker posts 'ready' once its kernels are instantiated. */
+/** workerData: a WorkerInit (control.ts). The worker posts 'ready' once its kernels are instantiated. */
 export function workerSource(): string {
   return `'use strict';
 const { parentPort, workerData: init } = require('node:worker_threads');

@@ -21,7 +21,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { defaultModelDir } from '../src/cli/common.js';
-import { startWebServer } from '../src/cli/web.js';
+import { startWebServer } from '../src/server/static.js';
 import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
 import { loadModel } from '../src/model.js';
 import { buildBrowserBundle, launchChromium } from '../test/helpers/browser-page.js';

@@ -239,7 +239,7 @@ async function pplTable(): Promise<void> {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts'), 'eval-ppl', '--model', d, '--text', text, '--cache', caches, '--tokens', tokens, '--json', '--threads', arg('threads', '1')!],
       { encoding: 'utf8', maxBuffer: 1 << 28 });
     if (r.status !== 0) throw new Error(r.stderr);
-    const res = JSON.parse(r.stdout.trim().split('\n').pop()!).results as { cache: string; ppl: number }[];
+    const res = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { cache: string; ppl: number }[] }).results;
     return Object.fromEntries(res.map((x) => [x.cache, +x.ppl.toFixed(3)]));
   };
   const size = (d: string): number => readdirSync(d).filter((f) => f.endsWith('.safetensors')).reduce((n, f) => n + (spawnSync('stat', ['-c', '%s', join(d, f)], { encoding: 'utf8' }).stdout.trim() as unknown as number) * 1, 0);
@@ -258,8 +258,9 @@ async function svdTimings(): Promise<void> {
   const { factorize, factorizeRandomized, rankByRatio } = await import('../src/lowrank/svd.js');
   const { Runtime } = await import('../src/runtime/runtime.js');
   // ml-matrix is not a dependency; point ML_MATRIX at an installed copy to include it.
-  let ml: { EigenvalueDecomposition: new (m: unknown, o: unknown) => unknown; Matrix: { from1DArray(r: number, c: number, a: ArrayLike<number>): unknown } } | null = null;
-  try { ml = await import(process.env.ML_MATRIX ?? 'ml-matrix'); } catch { ml = null; }
+  type MlMatrix = { EigenvalueDecomposition: new (m: unknown, o: unknown) => unknown; Matrix: { from1DArray(r: number, c: number, a: ArrayLike<number>): unknown } };
+  let ml: MlMatrix | null = null;
+  try { ml = (await import(process.env.ML_MATRIX ?? 'ml-matrix')) as MlMatrix; } catch { ml = null; }
   const rt = await Runtime.create({ threads: Number(arg('threads', '2')) });
   const rows: Record<string, unknown>[] = [];
   for (const [N, K, exact] of [[256, 688, true], [512, 1376, true], [2048, 5632, false]] as const) {

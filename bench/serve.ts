@@ -47,7 +47,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
     '--model-id', 'bench', '--cache', cache, '--max-sessions', String(sessions + 2), '--threads', threads, '--max-body-bytes', String(64 << 20)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const url = await new Promise<string>((ok, fail) => {
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /serving \S+ at (http:\/\/[^\s/]+)\//.exec(err);
       if (m) ok(m[1]);
@@ -77,7 +77,7 @@ async function turn(url: string, payload: Payload, session: string | null, maxNe
     const dec = new TextDecoder();
     let buf = '';
     for await (const part of r.body!) {
-      buf += dec.decode(part as Uint8Array, { stream: true });
+      buf += dec.decode(part, { stream: true });
       let i;
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const ev = buf.slice(6, i);
@@ -121,7 +121,12 @@ class Conversation {
 
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN; };
 
-async function load(url: string): Promise<Record<string, unknown>> {
+interface LoadStats {
+  sessions: number; turns_per_session: number; requests: number; errors: number; first_errors: string[];
+  ttft_ms_p50: number; ttft_ms_p99: number; completion_tokens: number; prompt_tokens: number; wall_s: number; aggregate_tok_s: number;
+}
+
+async function load(url: string): Promise<LoadStats> {
   const stats: TurnStat[] = [];
   const errors: string[] = [];
   const deadline = performance.now() + maxSeconds * 500;
@@ -192,13 +197,13 @@ try {
   log(`[bench:serve] ${modelDir} | cache ${cache} | ${threads} thread(s) | /v1/${endpoint === 'chat' ? 'chat/' : ''}completions | server ${url}`);
   log(`load: ${sessions} sessions x ${turns} turns, ${maxTokens} tokens per reply`);
   const loadRes = await load(url);
-  log(`  ${loadRes.requests} requests, ${loadRes.errors} errors | TTFT p50 ${(loadRes.ttft_ms_p50 as number).toFixed(1)} ms, p99 ${(loadRes.ttft_ms_p99 as number).toFixed(1)} ms | ${(loadRes.aggregate_tok_s as number).toFixed(1)} tok/s aggregate`);
+  log(`  ${loadRes.requests} requests, ${loadRes.errors} errors | TTFT p50 ${loadRes.ttft_ms_p50.toFixed(1)} ms, p99 ${loadRes.ttft_ms_p99.toFixed(1)} ms | ${loadRes.aggregate_tok_s.toFixed(1)} tok/s aggregate`);
   log(`long session: up to ${history} tokens in turns of ~${turnTokens}`);
   const longRes = await longSession(url);
   const out = { model: modelDir, cache, threads: Number(threads), endpoint, load: loadRes, long_session: longRes };
   if (json) console.log(JSON.stringify(out));
   else log(`  TTFT median, first quarter of turns ${(longRes.ttft_ms_first_quarter_median as number).toFixed(0)} ms, last quarter ${(longRes.ttft_ms_last_quarter_median as number).toFixed(0)} ms`);
-  if ((loadRes.errors as number) > 0) process.exitCode = 1;
+  if (loadRes.errors > 0) process.exitCode = 1;
 } finally {
   child.kill('SIGTERM');
 }

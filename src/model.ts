@@ -4,7 +4,9 @@ import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
 import type { FileSet, Platform } from './platform/types.js';
-import { openModelDir } from './runtime/modeldir.js';
+import { openModelDir, type ModelDir } from './runtime/modeldir.js';
+import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
+import { ggufTokenizerSpec } from './tokenizer-gguf.js';
 import { Runtime } from './runtime/runtime.js';
 import { checkCacheFits, type BudgetNames } from './cache/budget.js';
 import { KVCache } from './cache/kvcache.js';
@@ -49,16 +51,20 @@ export class Model {
     readonly weightBytes: number,
   ) {}
 
-  /** Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json): a path, or a FileSet. */
+  /**
+   * Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) as a path or a
+   * FileSet, or a .gguf file by path.
+   */
   static async load(source: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
     const dir = typeof source === 'string' ? source : source.label;
     const dtype = loadDTypeOf(opts.dtype);
     const lowrank = opts.lowrank ?? 'auto';
     if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
-    const md = openModelDir(source);
+    const gguf = typeof source === 'string' && isGgufPath(source) ? openGgufModel(source) : null;
+    const md: ModelDir = gguf ?? openModelDir(source);
     const hp = parseHParams(md.config, md.configFile, md.tensors);
     const family = familyOf(hp);
-    const tokenizer = TextTokenizer.load(md.files);
+    const tokenizer = gguf ? ggufTokenizer(gguf) : TextTokenizer.load(md.files);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, md.files);
     const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm });
     try {
@@ -179,7 +185,13 @@ export class Model {
   async close(): Promise<void> { await this.net.rt.close(); }
 }
 
-/** Loads a Hugging Face model directory (a path, or a FileSet). */
+/** The tokenizer stored in a GGUF file's metadata, or null when it has none. */
+function ggufTokenizer(md: ReturnType<typeof openGgufModel>): TextTokenizer | null {
+  const spec = ggufTokenizerSpec(md.gguf);
+  return spec && TextTokenizer.fromObjects(spec.json, spec.config, (spec.config.chat_template as string | null) ?? null, md.dir);
+}
+
+/** Loads a Hugging Face model directory or a .gguf file. */
 export function loadModel(dir: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
   return Model.load(dir, opts);
 }

@@ -144,7 +144,7 @@ export class Session {
    * the policy, the slot book, the stream counters, pending tokens, the last logits and the K/V of
    * the kept tokens (none for recompute, which keeps ids only). See src/cache/snapshot.ts.
    */
-  snapshot(): Uint8Array {
+  snapshot(opts: { extra?: unknown } = {}): Uint8Array {
     if (this.draftState) throw new StreamlmError('a draft is open; accept() it before a snapshot', { field: 'draft' });
     const c = this.cache, rt = this.host.net.rt, book = c.book.state();
     const kvBytes = this.policy.carriesKV ? 2 * c.numLayers * book.order.length * c.kvDim * 4 : 0;
@@ -162,6 +162,7 @@ export class Session {
       format: 'streamlm-session', model: this.host.fingerprint(), policy: this.policy.name, evictChunk: this.policy.evictChunk,
       prefillChunk: this.prefillChunk, capacity: c.capacity, numLayers: c.numLayers, kvDim: c.kvDim, counters: c.counters,
       order: book.order, free: book.free, high: book.high, pending: [...this.pending], vocab: this.last?.length ?? 0,
+      extra: opts.extra ?? null,
     }, { stream: bytes(stream), token: bytes(token), group: bytes(group), logits: this.last ? bytes(this.last) : new Uint8Array(0), kv });
   }
 

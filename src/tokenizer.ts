@@ -1,9 +1,21 @@
-import { Tokenizer } from '@huggingface/tokenizers';
+import * as hf from '@huggingface/tokenizers';
 import { StreamlmError } from './errors.js';
 import { platform } from './platform/current.js';
 import type { FileSet } from './platform/types.js';
 
 type Obj = Record<string, unknown>;
+
+/**
+ * The part of @huggingface/tokenizers 0.2.0 used here, typed by hand: its .d.ts files import
+ * without file extensions, which NodeNext resolution cannot follow, so TypeScript would see `any`.
+ */
+interface Tokenizer {
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  token_to_id(token: string): number | undefined;
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+}
+const Tokenizer = hf.Tokenizer as unknown as new (tokenizerJson: Obj, tokenizerConfig: Obj) => Tokenizer;
 
 function readJson(fs: FileSet, name: string): Obj {
   const file = fs.path(name);
@@ -28,7 +40,9 @@ function tokenContent(v: unknown): string | null {
 function chatTemplateOf(v: unknown): string | null {
   if (typeof v === 'string') return v;
   if (!Array.isArray(v)) return null;
-  const named = v.filter((t): t is { name: string; template: string } => typeof t?.name === 'string' && typeof t?.template === 'string');
+  const named = (v as unknown[]).filter(
+    (t): t is { name: string; template: string } => typeof (t as Obj)?.name === 'string' && typeof (t as Obj)?.template === 'string',
+  );
   return (named.find((t) => t.name === 'default') ?? named[0])?.template ?? null;
 }
 
@@ -69,11 +83,17 @@ export class TextTokenizer {
   /** Loads `dir/tokenizer.json` and, if present, tokenizer_config.json and chat_template.jinja; null without tokenizer.json. */
   static load(dir: string | FileSet): TextTokenizer | null {
     const fs = typeof dir === 'string' ? platform.dir(dir) : dir;
-    const file = fs.path('tokenizer.json');
     if (!fs.has('tokenizer.json')) return null;
+    const file = fs.path('tokenizer.json');
     const json = readJson(fs, 'tokenizer.json');
     const cfgFile = fs.path('tokenizer_config.json');
     const cfg = fs.has('tokenizer_config.json') ? readJson(fs, 'tokenizer_config.json') : {};
+    const template = chatTemplateOf(cfg.chat_template) ?? (fs.has('chat_template.jinja') ? fs.text('chat_template.jinja') : null);
+    return TextTokenizer.fromObjects(json, cfg, template, file, cfgFile);
+  }
+
+  /** Builds from tokenizer.json and tokenizer_config.json objects (e.g. made from a GGUF file's vocabulary). */
+  static fromObjects(json: Obj, cfg: Obj, chatTemplate: string | null, file: string, cfgFile = file): TextTokenizer {
     // The JS library cleans up spaces unless told not to; transformers 5 defaults to leaving them alone.
     const libCfg = { ...cfg, clean_up_tokenization_spaces: cfg.clean_up_tokenization_spaces === true };
     let tok: Tokenizer;
@@ -82,8 +102,7 @@ export class TextTokenizer {
     } catch (e) {
       throw new StreamlmError(`cannot build the tokenizer: ${(e as Error).message}`, { file });
     }
-    const template = chatTemplateOf(cfg.chat_template) ?? (fs.has('chat_template.jinja') ? fs.text('chat_template.jinja') : null);
-    return new TextTokenizer(tok, cfg, template, cfgFile);
+    return new TextTokenizer(tok, cfg, chatTemplate, cfgFile);
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {

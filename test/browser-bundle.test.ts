@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultModelDir } from '../src/cli/common.js';
-import { startWebServer } from '../src/cli/web.js';
+import { startWebServer } from '../src/server/static.js';
 import { buildBrowserBundle } from './helpers/browser-page.js';
 
 test('the browser bundles contain no Node-only import', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { startWebServer, type RunningWebServer } from '../src/cli/web.js';
+import { startWebServer, type RunningWebServer } from '../src/server/static.js';
 import { defaultModelDir } from '../src/cli/common.js';
 import { evalStream } from '../src/eval/ppl.js';
 import { generate } from '../src/generate/generate.js';

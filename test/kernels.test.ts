@@ -96,6 +96,47 @@ for (const kind of ['f32', 'f16', 'bf16'] as const) {
   });
 }
 
+test('pack_f32r4 lays each group of 4 rows out as 64-byte column blocks, in place; rows past the last group stay', () => {
+  const rt = rts[0];
+  for (const [N, K] of [[1, 4], [4, 4], [7, 12], [9, 64], [13, 100]]) {
+    const mark = rt.mark();
+    const w = randF32(N * K), wp = put(rt, w);
+    assert.equal(rt.k.pack_f32r4(wp, N, K), 1, `${N}x${K} packs`);
+    const got = rt.f32(wp, N * K);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
+      const g = n >> 2, r = n & 3;
+      // Reference layout, written from the definition: group g at g·4K floats, block k/4 at 16 floats each.
+      const at = n < (N & ~3) ? g * 4 * K + (k >> 2) * 16 + r * 4 + (k & 3) : n * K + k;
+      if (got[at] !== w[n * K + k]) assert.fail(`${N}x${K}: W[${n}, ${k}] not at ${at}`);
+    }
+    rt.release(mark);
+  }
+  const mark = rt.mark();
+  const w = randF32(8 * 6), wp = put(rt, w);
+  assert.equal(rt.k.pack_f32r4(wp, 8, 6), 0, 'K not a multiple of 4: left row-major');
+  assert.deepEqual(rt.f32(wp, 48), w);
+  rt.release(mark);
+});
+
+test('matmul_f32r4 on packed weights matches the reference, and matmul_f32 bit for bit (1 and 2 threads)', () => {
+  for (const rt of rts) for (const [M, K, N] of [...SHAPES, [1, 896, 37], [2, 896, 13], [9, 64, 96]]) for (const withBias of [false, true]) {
+    if (K % 4 !== 0) continue;
+    const mark = rt.mark();
+    const x = randF32(M * K), w = randF32(N * K);
+    const bias = withBias ? randF32(N) : null;
+    const xp = put(rt, x), wp = put(rt, w), bp = bias ? put(rt, bias) : 0;
+    const o1 = rt.alloc(M * N * 4), o2 = rt.alloc(M * N * 4);
+    rt.run('matmul_f32', [o1, xp, wp, bp, M, K, N]);
+    assert.equal(rt.k.pack_f32r4(wp, N, K), 1);
+    rt.run('matmul_f32r4', [o2, xp, wp, bp, M, K, N]);
+    const what = `matmul_f32r4 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads}`;
+    const { y, mag } = matmulRef(x, w, bias, M, K, N);
+    close(rt.f32(o2, M * N), y, mag, what);
+    assert.deepEqual(rt.f32(o2, M * N), rt.f32(o1, M * N), `${what}: same bits as matmul_f32`);
+    rt.release(mark);
+  }
+});
+
 // ---------------------------------------------------------------- Q8_0
 
 function roundEven(v: number): number {

@@ -417,6 +417,38 @@ test('concurrent turns interleave token by token; a busy session answers 409', a
   assert.ok(r2.times[1] < r1.times.at(-1)! && r1.times[1] < r2.times.at(-1)!);
 });
 
+test('a saved conversation, loaded under another id, continues exactly as the original', async () => {
+  const eng = A.engine;
+  const turn = async (session: string, messages: { role: 'user' | 'assistant'; content: string }[]): Promise<{ text: string; status: string }> => {
+    const t = await eng.start({ session, input: { kind: 'chat', messages }, maxTokens: 10, sampler: {}, stop: [] });
+    let text = '';
+    for await (const x of t) text += x.text;
+    await t.result;
+    return { text, status: t.info.status };
+  };
+  const m1 = [{ role: 'user' as const, content: 'Tell me about ships.' }];
+  const r1 = await turn('orig', m1);
+  const bytes = eng.saveSession('orig')!;
+  await eng.loadSession('copy', bytes);
+  assert.deepEqual(eng.session('copy')!.cache, eng.session('orig')!.cache);
+  assert.equal(eng.session('copy')!.turns, 1);
+  // The client resends the whole conversation: the loaded transcript recognises it, as the original does.
+  const m2 = [...m1, { role: 'assistant' as const, content: r1.text }, { role: 'user' as const, content: 'And then?' }];
+  const copy = await turn('copy', m2), orig = await turn('orig', m2);
+  assert.deepEqual(copy, orig);
+  assert.equal(copy.status, 'continued');
+  // Another server's cache settings, or a snapshot without a conversation, are refused.
+  await assert.rejects(B.engine.loadSession('x', bytes), (e: unknown) => e instanceof StreamlmError && /this server runs/.test(e.message));
+  const plain = model.session({ cache: CACHE_A });
+  plain.prefill([5, 6]);
+  const bare = plain.snapshot();
+  plain.close();
+  await assert.rejects(eng.loadSession('x', bare), (e: unknown) => e instanceof StreamlmError && /no saved conversation/.test(e.message));
+  assert.equal(eng.saveSession('nobody'), null);
+  eng.deleteSession('orig');
+  eng.deleteSession('copy');
+});
+
 test('max sessions: the least recently used idle session is dropped and the client is told', async () => {
   for (const id of ['x', 'y']) {
     assert.equal((await post(`${B.url}/v1/completions`, { model: 'llama', prompt: 'a b c', max_tokens: 2, session: id })).status, 200);

@@ -33,7 +33,11 @@ function greedy(s: Session, n: number): { ids: number[]; last: Float32Array } {
   return { ids, last: l };
 }
 
-const sameBits = (a: Float32Array, b: Float32Array): boolean => Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+/** Equal bit patterns, NaNs and signed zeros included. */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
 
 function refused(fn: () => unknown, why: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof StreamlmError && why.test(e.message) && !e.message.includes('\n'), String(why));

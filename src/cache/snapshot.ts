@@ -41,6 +41,8 @@ export interface SnapshotHeader {
   vocab: number;
   /** Binary sections: `stream` f64, `token` i32, `group` i32 (capacity each), `logits` f32, `kv` f32. */
   sections: SnapshotSection[];
+  /** The caller's own JSON (the server keeps a conversation's transcript here); null if none. */
+  extra: unknown;
 }
 
 let CRC_TABLE: Uint32Array | null = null;

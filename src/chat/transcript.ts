@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
+import { StreamlmError } from '../errors.js';
 import type { ChatMessage, ChatTemplate } from './template.js';
 
 /** Messages kept for rendering besides the first: enough context for any template's joins. */
 const TAIL = 6;
+
+/** A transcript's state as JSON (see Transcript.state). */
+export interface TranscriptState { tail: ChatMessage[]; reply: string | null; count: number; digest: string }
 
 /** What one turn appends to the cache. */
 export interface TurnText {
@@ -83,6 +87,25 @@ export class Transcript {
   detach(): void {
     this.tail = [];
     this.reply = null;
+  }
+
+  /** Everything `next` depends on, as JSON, for a saved conversation. */
+  state(): TranscriptState {
+    return { tail: this.tail.map((m) => ({ ...m })), reply: this.reply, count: this.count, digest: this.digest };
+  }
+
+  /** A transcript from `state()`, checked field by field (it may come from a file). */
+  static fromState(template: ChatTemplate, st: unknown): Transcript {
+    const s = st as Partial<TranscriptState> | null;
+    const ok = s !== null && typeof s === 'object' && Array.isArray(s.tail) && s.tail.every((m) => m && typeof m.role === 'string' && typeof m.content === 'string')
+      && (s.reply === null || typeof s.reply === 'string') && Number.isInteger(s.count) && typeof s.digest === 'string';
+    if (!ok) throw new StreamlmError('the saved conversation state is not valid', { field: 'snapshot' });
+    const t = new Transcript(template);
+    t.tail = s.tail!.map((m) => ({ role: m.role, content: m.content, ...(typeof m.name === 'string' ? { name: m.name } : {}) }));
+    t.reply = s.reply!;
+    t.count = s.count!;
+    t.digest = s.digest!;
+    return t;
   }
 
   private remember(msgs: readonly ChatMessage[]): void {

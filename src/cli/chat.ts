@@ -6,14 +6,15 @@ import { loadModel } from '../model.js';
 import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
 import { num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
 
 const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache ${DEFAULT_CHAT_CACHE}] [--evict-chunk C] [--max-tokens 256]
                     [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
 A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
 cache, so the conversation can run forever in bounded memory. After each reply a status line on
 stderr shows the cache: sinks | window | evicted. Commands: /reset (new conversation), /exit.
-Ctrl-C stops a reply; at the prompt it exits.`;
+Ctrl-C stops a reply; at the prompt it exits.
+${MODEL_HELP}`;
 
 export function statusLine(s: CacheStats, sinkCap: number, windowCap: number, r: TurnResult | null): string {
   const rate = r && r.completionTokens > 1 && r.ttftMs !== null ? ` | ${((r.completionTokens - 1) / ((r.durationMs - r.ttftMs) / 1000)).toFixed(1)} tok/s` : '';

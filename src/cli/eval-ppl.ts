@@ -1,4 +1,3 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parsePolicy } from '../cache/policy.js';
 import { StreamlmError } from '../errors.js';
@@ -6,13 +5,18 @@ import { evalStream, type StreamEvalResult } from '../eval/ppl.js';
 import { pplPlotSvg } from '../eval/plot.js';
 import { loadModel } from '../model.js';
 import { list, num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
+import { checkOutputFile, readTextFile, writeFileAtomic } from './files.js';
 import { Progress } from './progress.js';
 
-const HELP = `usage: streamlm eval-ppl [--model DIR] --text FILE... --cache POLICY[,POLICY...] --tokens N
+const HELP = `usage: streamlm eval-ppl [--model DIR] --text FILE... [--cache POLICY[,POLICY...]] [--tokens N]
                         [--evict-chunk C] [--json] [--plot out.svg] [--threads N] [--dtype auto|f32|q8_0]
 Streams the concatenated files token by token through each cache policy: every token is predicted
-from the cache, then appended, then the policy evicts. POLICY: dense | window:W | sink:S+W | recompute:W.`;
+from the cache, then appended, then the policy evicts. POLICY: dense | window:W | sink:S+W | recompute:W
+(default sink:4+1020). The results table goes to stdout (with --json, one JSON line instead and the
+table to stderr); progress with an ETA goes to stderr. recompute:W re-runs W tokens for every token,
+so it is about W times slower than the others: keep --tokens small with it.
+${MODEL_HELP}`;
 
 export async function runEvalPpl(argv: string[]): Promise<void> {
   const { flags, rest } = parseFlags(argv, {
@@ -27,12 +31,14 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   const policies = specs.map((s) => parsePolicy(s, { evictChunk }));
   const maxTokens = num(flags, 'tokens', { int: true, min: 2 });
+  const plotArg = str(flags, 'plot');
+  // Checked now, so that an unwritable plot path does not throw away a finished evaluation.
+  const plot = plotArg === undefined ? undefined : checkOutputFile(plotArg, '--plot');
   const m = modelFlags(flags);
 
   let text = '';
   for (const f of files) {
-    if (!existsSync(f)) throw new StreamlmError('file not found', { file: f, field: '--text' });
-    const t = readFileSync(f, 'utf8');
+    const t = readTextFile(f, '--text');
     if (t.trim().length === 0) throw new StreamlmError('the text file is empty', { file: f, field: '--text' });
     text += (text ? '\n\n' : '') + t;
   }
@@ -40,12 +46,17 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   try {
     let ids = model.encode(text);
+    if (maxTokens !== undefined && ids.length < maxTokens)
+      console.error(`[streamlm] the text gives only ${ids.length} tokens; evaluating those ${ids.length} (--tokens ${maxTokens})`);
     if (maxTokens !== undefined) ids = ids.slice(0, maxTokens);
     if (ids.length < 2) throw new StreamlmError(`the text gives ${ids.length} token(s); at least 2 are needed`, { field: '--text' });
     const trained = model.hparams.maxPositionEmbeddings;
-    for (const p of policies)
+    for (const p of policies) {
       if (p.keep !== null && p.keep + 1 > trained)
         console.error(`[streamlm] warning: ${p.name} holds ${p.keep + 1} tokens per step, more than the model's trained context (${trained})`);
+      if (!p.carriesKV && p.keep !== null && ids.length > 4 * p.keep)
+        console.error(`[streamlm] note: ${p.name} runs up to ${p.keep} tokens through the model for each of the ${ids.length} tokens; expect it to take about ${p.keep}x longer than the other policies`);
+    }
     const finite = policies.flatMap((p) => (p.keep === null ? [] : [p.keep]));
     const afterWindow = finite.length ? Math.max(...finite) : trained;
 
@@ -56,13 +67,13 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
       bar.done();
       results.push(r);
     }
-    printTable(results, afterWindow);
-    if (flags.plot) {
-      const out = String(flags.plot);
+    const table = formatTable(results, afterWindow);
+    if (flags.json) console.error(table);
+    else console.log(table);
+    if (plot !== undefined) {
       const svg = pplPlotSvg(results, `${basename(m.dir)}: ${ids.length} tokens of ${files.map((f) => basename(f)).join(', ').slice(0, 60)}`);
-      writeFileSync(out + '.tmp', svg);
-      renameSync(out + '.tmp', out);
-      console.error(`[streamlm] wrote ${out}`);
+      writeFileAtomic(plot, svg, '--plot');
+      console.error(`[streamlm] wrote ${plotArg}`);
     }
     if (flags.json) console.log(JSON.stringify({ model: m.dir, tokens: ids.length, results }));
   } finally {
@@ -70,7 +81,7 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
   }
 }
 
-function printTable(results: StreamEvalResult[], afterWindow: number): void {
+function formatTable(results: StreamEvalResult[], afterWindow: number): string {
   const rows = results.map((r) => `${r.cache.padEnd(18)} ${r.ppl.toFixed(3).padStart(10)} ${(r.ppl_after_window?.toFixed(3) ?? '-').padStart(12)} ${r.tok_s.toFixed(1).padStart(9)} ${r.peak_rss_mb.toFixed(0).padStart(8)}`);
-  console.error([`${'cache'.padEnd(18)} ${'ppl'.padStart(10)} ${`ppl@>=${afterWindow}`.padStart(12)} ${'tok/s'.padStart(9)} ${'rss MB'.padStart(8)}`, ...rows].join('\n'));
+  return [`${'cache'.padEnd(18)} ${'ppl'.padStart(10)} ${`ppl@>=${afterWindow}`.padStart(12)} ${'tok/s'.padStart(9)} ${'rss MB'.padStart(8)}`, ...rows].join('\n');
 }

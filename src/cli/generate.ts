@@ -4,14 +4,15 @@ import { StreamlmError } from '../errors.js';
 import { generate } from '../generate/generate.js';
 import { loadModel } from '../model.js';
 import { list, num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, modelFlags, peakRssMb } from './common.js';
+import { checkPrompt, MODEL_FLAGS, MODEL_HELP, modelFlags, peakRssMb, plural } from './common.js';
 
 const HELP = `usage: streamlm generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T]
                         [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
                         [--cache POLICY] [--evict-chunk C] [--stop STR]...
 Streams the completion to stdout; a summary (prompt tok/s, decode tok/s, peak RSS) goes to stderr.
 POLICY: dense | window:W | sink:S+W | recompute:W (default ${DEFAULT_CACHE}). --evict-chunk C evicts
-C tokens at once when the cache overflows (default 1). The prompt must not be empty.`;
+C tokens at once when the cache overflows (default 1). The prompt must not be empty.
+${MODEL_HELP}`;
 
 export async function runGenerate(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
@@ -23,6 +24,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const prompt = str(flags, 'prompt');
   if (prompt === undefined) throw new StreamlmError('a prompt is required', { field: '--prompt' });
   if (prompt === '') throw new StreamlmError('the prompt is empty: give at least one character', { field: '--prompt' });
+  checkPrompt(prompt, '--prompt');
   const m = modelFlags(flags);
   const maxNewTokens = num(flags, 'max-tokens', { int: true, min: 0 }) ?? DEFAULT_MAX_NEW_TOKENS;
   const sampler = {
@@ -46,7 +48,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
     process.stdout.write('\n');
     const pre = stats.promptTokens / (stats.prefillMs / 1000);
     const dec = stats.newTokens > 1 ? (stats.newTokens - 1) / (stats.decodeMs / 1000) : 0;
-    console.error(`[streamlm] prompt ${stats.promptTokens} tok, ${pre.toFixed(1)} tok/s | decode ${stats.newTokens} tok, ${dec.toFixed(1)} tok/s | peak RSS ${peakRssMb().toFixed(0)} MB | ${model.threads} threads, cache ${cache}, stop: ${stats.finishReason}`);
+    console.error(`[streamlm] prompt ${stats.promptTokens} tok, ${pre.toFixed(1)} tok/s | decode ${stats.newTokens} tok, ${dec.toFixed(1)} tok/s | peak RSS ${peakRssMb().toFixed(0)} MB | ${plural(model.threads, 'thread')}, cache ${cache}, stop: ${stats.finishReason}`);
   } finally {
     await model.close();
   }

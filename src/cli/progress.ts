@@ -10,7 +10,10 @@ export class Progress {
     const now = performance.now();
     const tty = process.stderr.isTTY;
     const pct = Math.floor((done / this.total) * 10);
-    if (tty ? now - this.last < 200 && done < this.total : pct === this.lastPct) return;
+    // A terminal redraws every 200 ms. A log gets a line per tenth, or every 30 s for slow runs
+    // (recompute), but none in the first second: a rate from a few tokens makes a wild ETA.
+    const due = tty ? now - this.last >= 200 : pct !== this.lastPct || now - this.last >= 30_000;
+    if (done < this.total && (!due || now - this.t0 < 1000)) return;
     this.last = now;
     this.lastPct = pct;
     const rate = done / ((now - this.t0) / 1000);

@@ -1,27 +1,34 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parsePolicy } from '../cache/policy.js';
 import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { loadModel } from '../model.js';
 import { startServer } from '../server/http.js';
 import { num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags, plural } from './common.js';
+import { readTextFile } from './files.js';
 
 const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache ${DEFAULT_CHAT_CACHE}]
                      [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
+                     [--cors-origin ORIGIN[,ORIGIN...]|*]
 An OpenAI-compatible server: GET /v1/models, POST /v1/completions and /v1/chat/completions
 (streamed or not), GET /health, GET /metrics (Prometheus) and a web chat at GET /.
 A conversation keeps its StreamingLLM cache between turns: pass "session": "ID" in the body or an
 X-Session-Id header. --max-sessions caches are allocated at start; when all are taken, the least
 recently used idle session is dropped. POLICY: sink:S+W | window:W. --max-tokens is the default
-max_tokens of a chat request.`;
+max_tokens of a chat request. --cors-origin lets web pages of those origins call the API (CORS is
+off by default: any page the user visits could otherwise read the conversations).
+Started through npx (npm exec), the server exits when npm exits; in scripts, run
+node_modules/.bin/streamlm (or 'exec npx streamlm ...') so the recorded PID is the server's.
+${MODEL_HELP}`;
 
 export async function runServe(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
     ...MODEL_FLAGS, port: { type: 'string' }, host: { type: 'string' }, cache: { type: 'string' }, 'max-sessions': { type: 'string' },
     'max-tokens': { type: 'string' }, 'model-id': { type: 'string' }, 'chat-template': { type: 'string' }, 'max-body-bytes': { type: 'string' },
-    'evict-chunk': { type: 'string' },
+    'evict-chunk': { type: 'string' }, 'cors-origin': { type: 'string' },
   }, 'serve');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -34,16 +41,18 @@ export async function runServe(argv: string[]): Promise<void> {
   const maxBodyBytes = num(flags, 'max-body-bytes', { int: true, min: 1024 });
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   parsePolicy(cache, { evictChunk });
+  const corsOrigin = str(flags, 'cors-origin');
+  if (corsOrigin !== undefined && corsOrigin !== '*' && !corsOrigin.split(',').every((o) => /^https?:\/\/[^\s/]+$/.test(o.trim())))
+    throw new StreamlmError(`expected * or origins like http://localhost:5173 (scheme://host[:port], comma-separated), got '${corsOrigin}'`, { field: '--cors-origin' });
   const tplFile = str(flags, 'chat-template');
-  if (tplFile !== undefined && !existsSync(tplFile)) throw new StreamlmError('file not found', { file: tplFile, field: '--chat-template' });
-  const chatTemplate = tplFile === undefined ? undefined : readFileSync(tplFile, 'utf8');
+  const chatTemplate = tplFile === undefined ? undefined : readTextFile(tplFile, '--chat-template');
 
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   let srv;
   try {
     srv = await startServer(model, {
       port, host, cache, maxSessions, defaultMaxTokens, maxBodyBytes, evictChunk, chatTemplate, modelId: str(flags, 'model-id'),
-      log: (line) => console.error(line),
+      corsOrigin, log: (line) => console.error(line),
     });
   } catch (e) {
     await model.close();
@@ -51,13 +60,42 @@ export async function runServe(argv: string[]): Promise<void> {
   }
   const mem = srv.engine.memory();
   console.error(`[streamlm] serving ${srv.modelId} at ${srv.url}/ | cache ${srv.engine.policy}, ${maxSessions} sessions, ` +
-    `${(mem.kvBytes / 1048576).toFixed(1)} MB of KV reserved | ${model.threads} threads | chat template: ${srv.engine.template.builtin ? 'the model\'s' : 'plain fallback'}`);
+    `${(mem.kvBytes / 1048576).toFixed(1)} MB of KV reserved | ${plural(model.threads, 'thread')} | chat template: ${srv.engine.template.builtin ? 'the model\'s' : 'plain fallback'}` +
+    (corsOrigin ? ` | CORS: ${corsOrigin}` : ''));
   await new Promise<void>((done) => {
-    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); done(); };
+    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); clearInterval(orphan); done(); };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    const orphan = watchParent(() => { console.error('[streamlm] npm exec, which started this server, has exited'); stop(); });
   });
   console.error('[streamlm] shutting down');
   await srv.close();
   await model.close();
+}
+
+/**
+ * `npx streamlm serve &` records the PID of npm exec, not of this process, and killing npm leaves
+ * the server running unseen. When started by npm exec (npm sets npm_command=exec), exit once npm
+ * is gone. npm runs us through `sh -c`, so npm is the parent or the grandparent: when it dies the
+ * kernel re-parents its child, and the chain of our two ancestors changes. A server started with
+ * node directly (or nohup) is left alone.
+ */
+function watchParent(onGone: () => void): NodeJS.Timeout | undefined {
+  if (process.env.npm_command !== 'exec') return undefined;
+  const chain = (): string => { const p = process.ppid; return `${p}<${parentOf(p)}`; };
+  const start = chain();
+  const t = setInterval(() => { if (chain() !== start) onGone(); }, process.platform === 'linux' ? 500 : 2000);
+  t.unref();
+  return t;
+}
+
+/** The parent PID of `pid` (/proc on Linux, ps elsewhere), or 0 when it cannot be read. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || 0;   // "pid (comm) state ppid ..."
+  } catch {
+    const r = spawnSync('ps', ['-o', 'ppid=', '-p', String(pid)], { encoding: 'utf8' });
+    return Number(r.stdout?.trim()) || 0;
+  }
 }

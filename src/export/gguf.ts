@@ -15,9 +15,15 @@ import { StreamlmError, check } from '../errors.js';
 import { parseHParams } from '../models/registry.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { f16BitsToF32, f32ToF16Bits } from '../runtime/quant/f16.js';
+import { chooseType, quantizeRow, quantType, rowBytes } from '../runtime/quant/index.js';
+import { vocabFromHf, type GgufVocab } from './gguf-vocab.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
-export type GgufDtype = 'f32' | 'f16' | 'q8_0';
+export type GgufDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_K' | 'q5_K' | 'q6_K';
+
+/** Every GgufDtype, for flag checks and help. */
+export const GGUF_TYPES: readonly GgufDtype[] = ['f32', 'f16', 'q8_0', 'q6_K', 'q5_K', 'q5_1', 'q5_0', 'q4_K', 'q4_1', 'q4_0'];
 
 export interface ExportGgufOptions {
   /** Precision of 2-D weights. Default 'f32'. */
@@ -31,6 +37,10 @@ export interface ExportGgufResult {
   tensors: number;
   /** Bytes of tensor data (without header and padding). */
   dataBytes: number;
+  /** How many tensors were stored in each ggml type. */
+  types: Record<string, number>;
+  /** Tensors whose rows cannot hold the requested blocks, and what they were stored as instead. */
+  fallbacks: { name: string; reason: string }[];
 }
 
 // --- format constants (gguf-py/gguf/constants.py; append-only upstream) ---
@@ -49,7 +59,7 @@ export const GgufType = {
 export const GgmlType = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
 
 /** llama_ftype, written as general.file_type. */
-const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
+const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q4_K: 14, q5_K: 16, q6_K: 18 };
 
 /** SentencePiece token types (llama_token_type). */
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6;
@@ -60,44 +70,8 @@ export const Q8_0_BLOCK_BYTES = 34;
 
 // --- number conversions ---
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** f32 -> IEEE half bits, round to nearest even (as numpy / ggml's F16C path). */
-export function f32ToF16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const b = u32Scratch[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is still right
-  return sign | h;
-}
-
-/** IEEE half bits -> f32 value. */
-export function f16BitsToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
+// f16 conversions live with the quantizers (src/runtime/quant/f16.ts); re-exported for callers here.
+export { f32ToF16Bits, f16BitsToF32 };
 
 /** Converts `n` f32 values to f16 bits into `out`. */
 export function f32ToF16Array(src: Float32Array, out: Uint16Array): void {
@@ -175,6 +149,8 @@ function f16Table(): Float32Array {
 // --- checkpoint description ---
 
 interface LlamaDims {
+  /** GGUF architecture: llama permutes q/k rows for interleaved RoPE; qwen2 keeps HF's rotate_half. */
+  arch: 'llama' | 'qwen2';
   vocab: number;
   hidden: number;
   layers: number;
@@ -187,6 +163,7 @@ interface LlamaDims {
   ctx: number;
   tied: boolean;
   ropeScaling?: { type: 'linear'; factor: number };
+  config: Record<string, unknown>;
 }
 
 /** The exporter's view of a checkpoint: the shared HParams parser and model-directory reader. */
@@ -194,8 +171,8 @@ function readDims(hfDir: string): { dims: LlamaDims; tensors: Map<string, Tensor
   const md = openModelDir(hfDir);
   const file = md.configFile;
   const hp = parseHParams(md.config, file, md.tensors);
-  if (hp.architecture !== 'LlamaForCausalLM' && hp.architecture !== 'MistralForCausalLM') {
-    throw new StreamlmError(`${hp.architecture} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM are)`, { file, field: 'architectures' });
+  if (hp.architecture !== 'LlamaForCausalLM' && hp.architecture !== 'MistralForCausalLM' && hp.architecture !== 'Qwen2ForCausalLM') {
+    throw new StreamlmError(`${hp.architecture} is not exported to GGUF (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)`, { file, field: 'architectures' });
   }
   // llama.cpp's llama architecture attends to the whole context: a window would be silently dropped.
   if (hp.slidingWindow !== null) {
@@ -207,6 +184,8 @@ function readDims(hfDir: string): { dims: LlamaDims; tensors: Map<string, Tensor
     throw new StreamlmError(`rope type ${rope.type} is not exported to GGUF (default, linear are)`, { file, field: 'rope_scaling' });
   }
   const dims: LlamaDims = {
+    arch: hp.architecture === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama',
+    config: md.config,
     vocab: hp.vocabSize,
     hidden: hp.hiddenSize,
     layers: hp.numLayers,
@@ -235,13 +214,13 @@ interface Plan {
   permuteHeads?: number;
 }
 
-function bytesOf(type: number, n: number): number {
+function bytesOf(type: number, n: number, cols: number): number {
   if (type === GgmlType.F32) return n * 4;
   if (type === GgmlType.F16) return n * 2;
-  return (n / Q8_0_BLOCK) * Q8_0_BLOCK_BYTES;
+  return (n / cols) * rowBytes(quantType(type), cols);
 }
 
-function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string): Plan[] {
+function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string, fallbacks: ExportGgufResult['fallbacks']): Plan[] {
   const out: Plan[] = [];
   const add = (hf: string, name: string, opts: { optional?: boolean; permuteHeads?: number } = {}): void => {
     const src = tensors.get(hf);
@@ -250,20 +229,25 @@ function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtyp
       throw new StreamlmError('tensor missing', { file, field: hf });
     }
     const n = src.shape.reduce((a, b) => a * b, 1);
+    const cols = src.shape[src.shape.length - 1];
     let type: number = GgmlType.F32;
     if (src.shape.length >= 2 && dtype !== 'f32') {
-      type = dtype === 'q8_0' && src.shape[src.shape.length - 1] % Q8_0_BLOCK === 0 ? GgmlType.Q8_0 : GgmlType.F16;
+      // Rows that cannot hold the blocks fall back per tensor, as llama.cpp does (chooseType).
+      const choice = chooseType(dtype, cols);
+      type = choice.type.id;
+      if (choice.fallback) fallbacks.push({ name, reason: choice.reason });
     }
-    out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n), src, permuteHeads: opts.permuteHeads });
+    out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n, cols), src, permuteHeads: opts.permuteHeads });
   };
   add('model.embed_tokens.weight', 'token_embd.weight');
   for (let l = 0; l < dims.layers; l++) {
     const p = `model.layers.${l}.`, b = `blk.${l}.`;
     add(p + 'input_layernorm.weight', b + 'attn_norm.weight');
-    add(p + 'self_attn.q_proj.weight', b + 'attn_q.weight', { permuteHeads: dims.heads });
-    add(p + 'self_attn.q_proj.bias', b + 'attn_q.bias', { optional: true, permuteHeads: dims.heads });
-    add(p + 'self_attn.k_proj.weight', b + 'attn_k.weight', { permuteHeads: dims.kvHeads });
-    add(p + 'self_attn.k_proj.bias', b + 'attn_k.bias', { optional: true, permuteHeads: dims.kvHeads });
+    const qh = dims.arch === 'llama' ? dims.heads : undefined, kh = dims.arch === 'llama' ? dims.kvHeads : undefined;
+    add(p + 'self_attn.q_proj.weight', b + 'attn_q.weight', { permuteHeads: qh });
+    add(p + 'self_attn.q_proj.bias', b + 'attn_q.bias', { optional: true, permuteHeads: qh });
+    add(p + 'self_attn.k_proj.weight', b + 'attn_k.weight', { permuteHeads: kh });
+    add(p + 'self_attn.k_proj.bias', b + 'attn_k.bias', { optional: true, permuteHeads: kh });
     add(p + 'self_attn.v_proj.weight', b + 'attn_v.weight');
     add(p + 'self_attn.v_proj.bias', b + 'attn_v.bias', { optional: true });
     add(p + 'self_attn.o_proj.weight', b + 'attn_output.weight');
@@ -390,37 +374,53 @@ function dummyVocab(n: number): { tokens: string[]; scores: Float32Array; types:
   return { tokens, scores, types };
 }
 
-function metadata(dims: LlamaDims, dtype: GgufDtype, name: string): [string, MetaValue][] {
-  const vocab = dummyVocab(dims.vocab);
+function metadata(dims: LlamaDims, dtype: GgufDtype, name: string, vocab: GgufVocab | null): [string, MetaValue][] {
+  const a = dims.arch;
   const kv: [string, MetaValue][] = [
-    ['general.architecture', { t: 'str', v: 'llama' }],
+    ['general.architecture', { t: 'str', v: a }],
     ['general.name', { t: 'str', v: name }],
     ['general.alignment', { t: 'u32', v: GGUF_ALIGNMENT }],
     ['general.file_type', { t: 'u32', v: FILE_TYPE[dtype] }],
-    ['llama.vocab_size', { t: 'u32', v: dims.vocab }],
-    ['llama.context_length', { t: 'u32', v: dims.ctx }],
-    ['llama.embedding_length', { t: 'u32', v: dims.hidden }],
-    ['llama.block_count', { t: 'u32', v: dims.layers }],
-    ['llama.feed_forward_length', { t: 'u32', v: dims.ffn }],
-    ['llama.attention.head_count', { t: 'u32', v: dims.heads }],
-    ['llama.attention.head_count_kv', { t: 'u32', v: dims.kvHeads }],
-    ['llama.rope.freq_base', { t: 'f32', v: dims.ropeTheta }],
-    ['llama.attention.layer_norm_rms_epsilon', { t: 'f32', v: dims.rmsEps }],
-    ['llama.rope.dimension_count', { t: 'u32', v: dims.headDim }],
+    [`${a}.vocab_size`, { t: 'u32', v: dims.vocab }],
+    [`${a}.context_length`, { t: 'u32', v: dims.ctx }],
+    [`${a}.embedding_length`, { t: 'u32', v: dims.hidden }],
+    [`${a}.block_count`, { t: 'u32', v: dims.layers }],
+    [`${a}.feed_forward_length`, { t: 'u32', v: dims.ffn }],
+    [`${a}.attention.head_count`, { t: 'u32', v: dims.heads }],
+    [`${a}.attention.head_count_kv`, { t: 'u32', v: dims.kvHeads }],
+    [`${a}.rope.freq_base`, { t: 'f32', v: dims.ropeTheta }],
+    [`${a}.attention.layer_norm_rms_epsilon`, { t: 'f32', v: dims.rmsEps }],
+    [`${a}.rope.dimension_count`, { t: 'u32', v: dims.headDim }],
   ];
   if (dims.headDim * dims.heads !== dims.hidden) {
-    kv.push(['llama.attention.key_length', { t: 'u32', v: dims.headDim }]);
-    kv.push(['llama.attention.value_length', { t: 'u32', v: dims.headDim }]);
+    kv.push([`${a}.attention.key_length`, { t: 'u32', v: dims.headDim }]);
+    kv.push([`${a}.attention.value_length`, { t: 'u32', v: dims.headDim }]);
   }
   if (dims.ropeScaling) {
-    kv.push(['llama.rope.scaling.type', { t: 'str', v: dims.ropeScaling.type }]);
-    kv.push(['llama.rope.scaling.factor', { t: 'f32', v: dims.ropeScaling.factor }]);
+    kv.push([`${a}.rope.scaling.type`, { t: 'str', v: dims.ropeScaling.type }]);
+    kv.push([`${a}.rope.scaling.factor`, { t: 'f32', v: dims.ropeScaling.factor }]);
   }
+  if (vocab) {
+    kv.push(
+      ['tokenizer.ggml.model', { t: 'str', v: vocab.model }],
+      ['tokenizer.ggml.pre', { t: 'str', v: vocab.pre }],
+      ['tokenizer.ggml.tokens', { t: 'strs', v: vocab.tokens }],
+      ['tokenizer.ggml.token_type', { t: 'i32s', v: vocab.types }],
+      ['tokenizer.ggml.merges', { t: 'strs', v: vocab.merges }],
+      ['tokenizer.ggml.add_bos_token', { t: 'bool', v: vocab.addBos }],
+    );
+    if (vocab.bos !== null) kv.push(['tokenizer.ggml.bos_token_id', { t: 'u32', v: vocab.bos }]);
+    if (vocab.eos !== null) kv.push(['tokenizer.ggml.eos_token_id', { t: 'u32', v: vocab.eos }]);
+    if (vocab.pad !== null) kv.push(['tokenizer.ggml.padding_token_id', { t: 'u32', v: vocab.pad }]);
+    if (vocab.chatTemplate !== null) kv.push(['tokenizer.chat_template', { t: 'str', v: vocab.chatTemplate }]);
+    return kv;
+  }
+  const dummy = dummyVocab(dims.vocab);
   kv.push(
     ['tokenizer.ggml.model', { t: 'str', v: 'llama' }],
-    ['tokenizer.ggml.tokens', { t: 'strs', v: vocab.tokens }],
-    ['tokenizer.ggml.scores', { t: 'f32s', v: vocab.scores }],
-    ['tokenizer.ggml.token_type', { t: 'i32s', v: vocab.types }],
+    ['tokenizer.ggml.tokens', { t: 'strs', v: dummy.tokens }],
+    ['tokenizer.ggml.scores', { t: 'f32s', v: dummy.scores }],
+    ['tokenizer.ggml.token_type', { t: 'i32s', v: dummy.types }],
     ['tokenizer.ggml.bos_token_id', { t: 'u32', v: 1 }],
     ['tokenizer.ggml.eos_token_id', { t: 'u32', v: 2 }],
     ['tokenizer.ggml.unknown_token_id', { t: 'u32', v: 0 }],
@@ -434,17 +434,21 @@ const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 // --- export ---
 
 /**
- * Writes `outFile` as GGUF v3 (llama arch) from the Llama-style HF checkpoint in `hfDir`.
- * q/k rows are permuted to llama.cpp's RoPE layout, so llama.cpp computes the same function.
+ * Writes `outFile` as GGUF v3 (llama or qwen2 arch) from the Llama-style HF checkpoint in `hfDir`,
+ * with its tokenizer.json as a `gpt2` vocabulary (a stand-in vocabulary when there is none).
+ * llama q/k rows are permuted to llama.cpp's RoPE layout, so llama.cpp computes the same function.
  */
 export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptions = {}): ExportGgufResult {
   const dtype = opts.dtype ?? 'f32';
-  if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (f32, f16, q8_0)`, { field: 'dtype' });
+  if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (${GGUF_TYPES.join(', ')})`, { field: 'dtype' });
   const { dims, tensors } = readDims(hfDir);
-  const plans = plan(dims, tensors, dtype, hfDir);
+  const fallbacks: ExportGgufResult['fallbacks'] = [];
+  const plans = plan(dims, tensors, dtype, hfDir, fallbacks);
+  const types: Record<string, number> = {};
+  for (const p of plans) { const t = quantType(p.type).name; types[t] = (types[t] ?? 0) + 1; }
 
   const head = new ByteSink();
-  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model');
+  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model', vocabFromHf(hfDir, dims.vocab, dims.config));
   head.u32(GGUF_MAGIC);
   head.u32(GGUF_VERSION);
   head.u64(plans.length);
@@ -487,7 +491,7 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
     ok = true;
     closeSync(fd);
     renameSync(tmp, outFile);
-    return { file: outFile, tensors: plans.length, dataBytes };
+    return { file: outFile, tensors: plans.length, dataBytes, types, fallbacks };
   } finally {
     if (!ok) {
       closeSync(fd);
@@ -519,6 +523,11 @@ function encodeTensor(p: Plan): Uint8Array {
     return new Uint8Array(out.buffer);
   }
   const out = new Uint8Array(p.bytes);
-  quantizeQ8_0(x, out);
+  if (p.type === GgmlType.Q8_0) {
+    quantizeQ8_0(x, out); // ggml's round-to-nearest rule, as llama.cpp writes Q8_0
+    return out;
+  }
+  const type = quantType(p.type), cols = p.shape[p.shape.length - 1], rb = rowBytes(type, cols);
+  for (let r = 0; r < x.length / cols; r++) quantizeRow(type, x.subarray(r * cols, (r + 1) * cols), out.subarray(r * rb, (r + 1) * rb));
   return out;
 }

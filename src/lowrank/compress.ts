@@ -1,15 +1,19 @@
 // `streamlm compress`: factor every linear layer of a model directory into W ≈ B·A and write a new
 // model directory (docs/lowrank.md). The output is written to a temporary directory next to --out
-// and renamed at the end, so a crash leaves no half-written model.
+// and renamed at the end, so a crash leaves no half-written model. Factors keep the source's float
+// dtype; the perplexity of both models on a text is measured and written into the new model card.
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { StreamlmError } from '../errors.js';
+import { evalStream } from '../eval/ppl.js';
+import { f32ToF16Bits } from '../export/gguf.js';
 import { Model } from '../model.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import type { Linear } from '../models/linear.js';
 import { factorA, factorB, LOWRANK_KEY, lowRankSection, prefixOf, type LowRankMethod } from '../models/lowrank.js';
+import { modelCard, PPL_WARN_RATIO } from './card.js';
 import { factorize, rankByEnergy, rankByRatio, type RankRule } from './svd.js';
 
 export interface CompressOptions {
@@ -26,6 +30,15 @@ export interface CompressOptions {
   /** Calibration tokens (default 2048); the files must hold at least this many. */
   calibTokens?: number;
   threads?: number;
+  /**
+   * Text on which the perplexity of the source and of the compressed model is measured (dense
+   * cache, the first `evalTokens` tokens). Without it no perplexity is measured.
+   */
+  evalText?: { text: string; name: string };
+  /** Tokens of `evalText` to score (default 512, at most the model's context). */
+  evalTokens?: number;
+  /** The command line, for the model card. */
+  command?: string;
   /** Called after each factored tensor. */
   onProgress?: (done: number, total: number, name: string) => void;
 }
@@ -39,6 +52,14 @@ export interface CompressReport {
   factorParams: number;
   /** Bytes of model.safetensors written. */
   bytes: number;
+  /** Dtype of the factors: the source dtype of the linears (F32, F16 or BF16). */
+  factorDtype: string;
+  /** The whole checkpoint (every tensor) before and after. */
+  model: { paramsBefore: number; paramsAfter: number; bytesBefore: number; bytesAfter: number };
+  /** Perplexity of source and compressed model on `evalText`, or null when not measured. */
+  ppl: { text: string; tokens: number; before: number; after: number } | null;
+  /** Things the user should know: a model that grew, or a perplexity that rose by more than 10%. */
+  warnings: string[];
   seconds: number;
 }
 
@@ -197,10 +218,14 @@ export async function compress(opts: CompressOptions): Promise<CompressReport> {
     grams = await calibrationGrams(opts.model, ids.slice(0, want), opts.threads);
   }
 
+  const evalIds = opts.evalText ? await evalTokenIds(opts.model, opts.evalText, opts.evalTokens ?? 512) : null;
+  const pplBefore = evalIds ? await perplexity(opts.model, evalIds, opts.threads) : null;
+
   const ranks = new Map<string, number>();
   const entries: { name: string; dtype: string; shape: number[]; data: Uint8Array }[] = [];
   const factored = new Set(targets.map((t) => t.name));
   let denseParams = 0, factorParams = 0, done = 0;
+  const dtypes = new Set<string>();
   for (const t of [...md.tensors.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     if (!factored.has(t.name)) {
       const data = new Uint8Array(t.byteLength);
@@ -214,8 +239,9 @@ export async function compress(opts: CompressOptions): Promise<CompressReport> {
     const f = factorize(readF64(t), N, K, rule, gram);
     const p = prefixOf(t.name)!;
     ranks.set(p, f.r);
-    entries.push({ name: factorA(p), dtype: 'F32', shape: [f.r, K], data: new Uint8Array(f.a.buffer) });
-    entries.push({ name: factorB(p), dtype: 'F32', shape: [N, f.r], data: new Uint8Array(f.b.buffer) });
+    entries.push({ name: factorA(p), dtype: t.dtype, shape: [f.r, K], data: encodeFloats(f.a, t.dtype) });
+    entries.push({ name: factorB(p), dtype: t.dtype, shape: [N, f.r], data: encodeFloats(f.b, t.dtype) });
+    dtypes.add(t.dtype);
     denseParams += N * K;
     factorParams += f.r * (N + K);
     opts.onProgress?.(++done, targets.length, t.name);
@@ -227,21 +253,80 @@ export async function compress(opts: CompressOptions): Promise<CompressReport> {
   try {
     for (const f of readdirSync(md.dir)) {
       const src = join(md.dir, f);
-      if (!statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f === 'config.json') continue;
+      if (!statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f === 'config.json' || NOT_COPIED.test(f)) continue;
       copyFileSync(src, join(tmp, f));
     }
     const config = { ...md.config, [LOWRANK_KEY]: lowRankSection({ method, rankRatio: opts.rankRatio ?? null, energy: opts.energy ?? null, ranks }) };
     const bytes = writeSafetensors(join(tmp, 'model.safetensors'), entries);
-    writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    const pplAfter = evalIds ? await perplexity(tmp, evalIds, opts.threads) : null;
+    const count = (shapes: number[][]): number => shapes.reduce((a, sh) => a + sh.reduce((x, y) => x * y, 1), 0);
+    const report: CompressReport = {
+      out, method, ranks: Object.fromEntries(ranks), denseParams, factorParams, bytes,
+      factorDtype: [...dtypes].join('+'),
+      model: {
+        paramsBefore: count([...md.tensors.values()].map((t) => t.shape)), paramsAfter: count(entries.map((e) => e.shape)),
+        bytesBefore: [...new Set([...md.tensors.values()].map((t) => t.file))].reduce((a, f) => a + statSync(f).size, 0), bytesAfter: bytes,
+      },
+      ppl: evalIds && pplBefore !== null && pplAfter !== null ? { text: opts.evalText!.name, tokens: evalIds.length, before: pplBefore, after: pplAfter } : null,
+      warnings: [],
+      seconds: (performance.now() - t0) / 1000,
+    };
+    report.warnings = warningsFor(report);
+    writeFileSync(join(tmp, 'README.md'), modelCard(report, { source: md.dir, command: opts.command }));
     renameSync(tmp, out);
-    return { out, method, ranks: Object.fromEntries(ranks), denseParams, factorParams, bytes, seconds: (performance.now() - t0) / 1000 };
+    return report;
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
 }
 
-function writeFileAtomic(path: string, text: string): void {
-  const fd = openSync(path, 'w');
-  try { writeSync(fd, text); } finally { closeSync(fd); }
+/** Files of the source that describe the source, not the compressed model: its card and its measurements. */
+const NOT_COPIED = /^(README\.md|metrics\.json|ref_ppl\.json)$/i;
+
+/** f32 values as the bytes of a float tensor of `dtype` (F32, F16, BF16; rounding to nearest even). */
+export function encodeFloats(x: Float32Array, dtype: string): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const out = new Uint16Array(x.length);
+  if (dtype === 'F16') for (let i = 0; i < x.length; i++) out[i] = f32ToF16Bits(x[i]);
+  else if (dtype === 'BF16') {
+    const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    for (let i = 0; i < x.length; i++) {
+      const b = u[i];
+      out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;   // NaN stays NaN
+    }
+  } else throw new StreamlmError(`cannot store factors as ${dtype}`, { field: 'dtype' });
+  return new Uint8Array(out.buffer);
+}
+
+/** The first `limit` tokens of the text (at most the model's context), for a dense perplexity. */
+async function evalTokenIds(dir: string, evalText: { text: string; name: string }, limit: number): Promise<number[]> {
+  const probe = await Model.load(dir, { threads: 1 });
+  try {
+    const ids = probe.encode(evalText.text).slice(0, Math.min(limit, probe.hparams.maxPositionEmbeddings));
+    if (ids.length < 2) throw new StreamlmError(`gives ${ids.length} token(s); at least 2 are needed to measure perplexity`, { file: evalText.name, field: '--eval-text' });
+    return ids;
+  } finally {
+    await probe.close();
+  }
+}
+
+/** Dense perplexity of the model in `dir` on `ids`. */
+async function perplexity(dir: string, ids: number[], threads: number | undefined): Promise<number> {
+  const model = await Model.load(dir, { threads });
+  try {
+    return evalStream(model, ids, { cache: 'dense', afterWindow: ids.length }).ppl;
+  } finally {
+    await model.close();
+  }
+}
+
+function warningsFor(r: CompressReport): string[] {
+  const w: string[] = [];
+  if (r.factorParams >= r.denseParams)
+    w.push(`the factored linears hold ${r.factorParams} parameters, not fewer than the ${r.denseParams} of the dense ones: a rank r saves memory only below N·K/(N+K) (half the width for a square matrix); lower --rank-ratio or --energy`);
+  if (r.ppl && r.ppl.after > r.ppl.before * PPL_WARN_RATIO)
+    w.push(`perplexity rose from ${r.ppl.before.toFixed(2)} to ${r.ppl.after.toFixed(2)} (+${(100 * (r.ppl.after / r.ppl.before - 1)).toFixed(0)}%): this rank is too low for this model; raise --rank-ratio or --energy${r.method === 'svd' ? ', or try --method whiten' : ''}`);
+  return w;
 }

@@ -2,6 +2,7 @@
 // chosen at load. The forward pass calls `runLinear` and never looks at the kind; adding a weight
 // format is one kind here plus its kernel, not a branch in the blocks.
 import type { ParallelOp, Runtime } from '../runtime/runtime.js';
+import { QUANT_MATMUL, type GgmlTypeName } from '../runtime/quant/index.js';
 
 interface LinearBase {
   N: number;
@@ -50,7 +51,11 @@ const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } =
     rt.k.quantize_q8(s.xq, s.xs, x, M, lin.K);
     rt.run('matmul_q8', [out, s.xq, s.xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);
   },
-  block: (rt, out, x, lin, M) => rt.run(lin.op, [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  block: (rt, out, x, lin, M, s) => {
+    // Activations are quantized once (8-bit blocks of 32, or q8_K super-blocks) for the block dot products.
+    rt.k[QUANT_MATMUL[lin.type as GgmlTypeName]!.quantize](s.xq, s.xs, x, M, lin.K);
+    rt.run(lin.op, [out, s.xq, s.xs, lin.w, lin.bias, M, lin.K, lin.N]);
+  },
   lowrank: runLowRank,
 };
 

@@ -2,6 +2,8 @@ import { StreamlmError } from '../errors.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
+import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
+import { dequantizeRow, quantType, rowBytes, QUANT_MATMUL } from '../runtime/quant/index.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
 import type { DenseLinear, Linear, LowRankLinear } from './linear.js';
 import type { HParams } from './config.js';
@@ -18,6 +20,30 @@ export type LowRankMode = 'auto' | 'materialized' | 'streaming';
 
 export interface Norm { w: number; b: number } // (K) f32 each, 0 = absent
 
+/** One block's weights, as a family's loader wires them. */
+export interface LayerWeights {
+  norm1: Norm;
+  norm2: Norm | null;  // null when attention and MLP share norm1 (parallel_shared_norm)
+  qkv: Linear;         // (qDim + 2·kvDim, hidden): rows are [q heads; k heads; v heads]
+  o: Linear;           // (hidden, qDim)
+  up: Linear;          // gated: (2·F, hidden) rows [gate; up]; plain: (F, hidden)
+  down: Linear;        // (hidden, F)
+  /** Attention window W: a query at position q sees keys at q − W < p ≤ q. Absent or 0: the whole cache. */
+  window?: number;
+  /** Learned per-head sink logits, f32 (numHeads): an extra exp(s_h) in the softmax denominator (gpt-oss). 0 or absent: none. */
+  sinks?: number;
+}
+
+/** Everything the forward pass reads. */
+export interface ModelWeights {
+  embed: Embedding;     // (vocab, hidden)
+  layers: LayerWeights[];
+  finalNorm: Norm;
+  lmHead: Linear;       // (vocab, hidden), may share memory with embed
+  alibiSlopes: number;  // (numHeads) f32, 0 unless ALiBi
+}
+
+
 /** An embedding table kept in the checkpoint's dtype, gathered row by row to f32. */
 export interface Embedding { dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number }
 
@@ -26,6 +52,15 @@ export interface RowSource { name: string; rowMap?: Int32Array }
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 const NATIVE: Record<string, 'f32' | 'f16' | 'bf16'> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+/** The kernel for a GGML block dtype (as TensorInfo spells it), or null for float dtypes and types without one. */
+function blockKernel(dtype: string): { type: ReturnType<typeof quantType>; matmul: NonNullable<(typeof QUANT_MATMUL)[keyof typeof QUANT_MATMUL]>['matmul'] } | null {
+  if (dtype in DTYPE_BYTES) return null;
+  let type;
+  try { type = quantType(dtype); } catch { return null; }
+  const k = QUANT_MATMUL[type.name];
+  return k ? { type, matmul: k.matmul } : null;
+}
 
 /** Reads checkpoint tensors into wasm memory, fusing, reordering, converting and quantizing. */
 export class WeightLoader {
@@ -44,7 +79,7 @@ export class WeightLoader {
   info(name: string, shape?: number[]): TensorInfo {
     const t = this.md.tensors.get(name);
     if (!t) throw new StreamlmError(`tensor '${name}' is missing from the checkpoint`, { file: this.md.dir, field: name });
-    if (!(t.dtype in DTYPE_BYTES)) throw new StreamlmError(`tensor '${name}' has dtype ${t.dtype}; only F32, F16 and BF16 weights are supported`, { file: t.file, field: name });
+    if (!(t.dtype in DTYPE_BYTES) && !blockKernel(t.dtype)) throw new StreamlmError(`tensor '${t.name}' has dtype ${t.dtype}; F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K weights are supported`, { file: t.file, field: t.name });
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])))
       throw new StreamlmError(`tensor '${name}' has shape [${t.shape}] but the config implies [${shape}]`, { file: t.file, field: name });
     return t;
@@ -71,6 +106,13 @@ export class WeightLoader {
 
   embedding(name: string, rows: number, dim: number): Embedding {
     const t = this.info(name, [rows, dim]);
+    if (!(t.dtype in DTYPE_BYTES)) {
+      // No block gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
+      const table = this.rt.alloc(rows * dim * 4);
+      this.rowsToF32(t, table, rows, dim);
+      this.bytes += rows * dim * 4;
+      return { dtype: 'f32', table, rows, dim };
+    }
     const table = this.rt.alloc(t.byteLength);
     readTensorBytes(t, this.rt.u8(table, t.byteLength));
     this.bytes += t.byteLength;
@@ -88,22 +130,40 @@ export class WeightLoader {
     return lin;
   }
 
-  /** The weight matrix alone, in the kind `target` asks for. */
+  /**
+   * The weight matrix alone, in the kind `target` asks for. A block-quantized source (a GGUF
+   * Q4_0/Q4_K/... tensor) would become a `BlockLinear` here, rows copied as stored and its kernel
+   * taken from the block table in src/runtime/quant/; the forward pass needs no change for it.
+   */
   private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType): Linear {
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
     const N = rowsOf.reduce((a, b) => a + b, 0);
     const same = infos.every((t) => t.dtype === infos[0].dtype);
     let lin: Linear;
-    if (target === 'q8_0' && K % 32 === 0) {
+    // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for.
+    const fileQ8 = target === 'auto' && same && infos[0].dtype === 'Q8_0';
+    // Other block types stay as the file stores them and run on their own kernel.
+    const block = target === 'auto' && same && !fileQ8 ? blockKernel(infos[0].dtype) : null;
+    if (block) {
+      const rb = rowBytes(block.type, K);
+      const w = this.rt.alloc(N * rb);
+      for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) this.rowsNative(infos[i], w + row * rb, rowsOf[i], K, parts[i].rowMap);
+      this.bytes += N * rb;
+      lin = { kind: 'block', type: block.type.name, op: block.matmul, w, bias: 0, N, K };
+    } else if ((target === 'q8_0' && K % 32 === 0) || fileQ8) {
       const w = this.rt.alloc(N * K), ws = this.rt.alloc((N * K) / 32 * 4);
       lin = { kind: 'q8_0', w, ws, bias: 0, N, K };
       let row = 0;
       for (let i = 0; i < parts.length; i++) {
         // Quantize in row blocks so the f32 staging buffer stays small.
         const mark = this.rt.mark();
-        const tmp = this.rt.alloc(rowsOf[i] * K * 4);
-        this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
-        this.rt.k.quantize_q8(w + row * K, ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
+        if (infos[i].dtype === 'Q8_0') {
+          this.rowsQ8(infos[i], w + row * K, ws + (row * K) / 32 * 4, rowsOf[i], K, parts[i].rowMap);
+        } else {
+          const tmp = this.rt.alloc(rowsOf[i] * K * 4);
+          this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
+          this.rt.k.quantize_q8(w + row * K, ws + (row * K) / 32 * 4, tmp, rowsOf[i], K);
+        }
         this.rt.release(mark);
         row += rowsOf[i];
       }
@@ -174,6 +234,23 @@ export class WeightLoader {
     return lin;
   }
 
+  /** Splits a Q8_0 tensor's blocks into planar int8 rows (wq) and f32 scales (ws), reordered by rowMap. */
+  private rowsQ8(t: TensorInfo, wq: number, ws: number, rows: number, K: number, rowMap?: Int32Array): void {
+    const mark = this.rt.mark();
+    const tmp = this.rt.alloc(t.byteLength);
+    readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+    const q = new Int8Array(this.rt.u8(wq, rows * K).buffer, wq, rows * K), s = this.rt.f32(ws, (rows * K) / 32);
+    repackQ8_0(this.rt.u8(tmp, t.byteLength), q, s);
+    this.rt.release(mark);
+    if (rowMap) {
+      const qc = q.slice(), sc = s.slice(), sb = K / 32;
+      for (let r = 0; r < rows; r++) {
+        q.set(qc.subarray(rowMap[r] * K, (rowMap[r] + 1) * K), r * K);
+        s.set(sc.subarray(rowMap[r] * sb, (rowMap[r] + 1) * sb), r * sb);
+      }
+    }
+  }
+
   /** Copies a tensor's rows in its own dtype, reordered by rowMap (dst row r = src row rowMap[r]). */
   private rowsNative(t: TensorInfo, dst: number, rows: number, K: number, rowMap?: Int32Array): void {
     if (!rowMap) { readTensorBytes(t, this.rt.u8(dst, t.byteLength)); return; }
@@ -192,6 +269,21 @@ export class WeightLoader {
     const n = rows * K;
     if (t.dtype === 'F32') {
       readTensorBytes(t, this.rt.u8(dst, n * 4));
+    } else if (t.dtype === 'Q8_0') {
+      const mark = this.rt.mark();
+      const tmp = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+      dequantizeQ8_0(this.rt.u8(tmp, t.byteLength), this.rt.f32(dst, n));
+      this.rt.release(mark);
+    } else if (!(t.dtype in DTYPE_BYTES)) {
+      // Other block types: ggml's dequantization, row by row (load time only, e.g. f32 requested).
+      const mark = this.rt.mark();
+      const type = quantType(t.dtype), rb = rowBytes(type, K);
+      const tmp = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
+      const src = this.rt.u8(tmp, t.byteLength), out = this.rt.f32(dst, n);
+      for (let r = 0; r < rows; r++) dequantizeRow(type, src.subarray(r * rb, (r + 1) * rb), K, out.subarray(r * K, (r + 1) * K));
+      this.rt.release(mark);
     } else {
       const mark = this.rt.mark();
       const tmp = this.rt.alloc(t.byteLength);

@@ -29,6 +29,21 @@ export interface Kernels {
   lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
   lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;
   pool_probe(counts: P, n: number, work: number, tid: number, nth: number): void;
+  /** In place, row-major → r4 layout (src/kernels/matmul_r4.ts); 1 if packed, 0 if left row-major. */
+  pack_f32r4(w: P, N: number, K: number): number;
+  matmul_f32r4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  // GGML block formats (src/kernels/q32.ts, qk.ts; table in src/runtime/quant/kernels.ts).
+  quantize_q8_K(xq: P, xs: P, x: P, M: number, K: number): void;
+  /** Embedding gather from a block-type table (src/kernels/qdequant.ts); 0 if `type` is not a block type. */
+  embed_q(out: P, w: P, ids: P, M: number, K: number, type: number): number;
+  matmul_q4_0(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q4_1(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q5_0(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q5_1(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q8_0(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q4_K(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q5_K(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_q6_K(out: P, xq: P, xs: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
 }
 
 /**
@@ -44,6 +59,15 @@ export const PARALLEL_OPS = {
   lowrank_ffn: 7,
   lowrank_attention: 7,
   pool_probe: 3,
+  matmul_f32r4: 7,
+  matmul_q4_0: 8,
+  matmul_q4_1: 8,
+  matmul_q5_0: 8,
+  matmul_q5_1: 8,
+  matmul_q8_0: 8,
+  matmul_q4_K: 8,
+  matmul_q5_K: 8,
+  matmul_q6_K: 8,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -56,10 +80,12 @@ export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
  */
 export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
   switch (op) {
-    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': return a[4] * a[5] * a[6];
+    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': case 'matmul_f32r4': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
     case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
     case 'pool_probe': return a[2];
+    case 'matmul_q4_0': case 'matmul_q4_1': case 'matmul_q5_0': case 'matmul_q5_1': case 'matmul_q8_0':
+    case 'matmul_q4_K': case 'matmul_q5_K': case 'matmul_q6_K': return a[5] * a[6] * a[7];
     default: return Infinity;
   }
 }
@@ -69,7 +95,7 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
  * pool may run them as more chunks than threads (`tid` is then the chunk, `nth` the chunk count).
  * Other ops run as one chunk per thread, still taken by whichever thread comes first.
  */
-export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe']);
+export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe', 'matmul_f32r4']);
 
 type KernelFn = (...args: number[]) => void;
 
@@ -78,6 +104,7 @@ export function callParallel(fn: KernelFn, a: ArrayLike<number>, n: number, tid:
   switch (n) {
     case 3: fn(a[0], a[1], a[2], tid, nth); return;
     case 7: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], tid, nth); return;
+    case 8: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], tid, nth); return;
     case 9: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], tid, nth); return;
     case 21: fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14],
       a[15], a[16], a[17], a[18], a[19], a[20], tid, nth); return;

@@ -14,14 +14,23 @@ export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8, F64: 8, I8: 1, U8: 1,
 };
 
+/** GGML block-quantized types a GGUF file may hold (src/runtime/gguf.ts); blocks run along a row. */
+export type BlockDtype = 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q8_0' | 'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K';
+
 export interface TensorInfo {
   name: string;
-  dtype: SafetensorsDtype;
+  dtype: SafetensorsDtype | BlockDtype;
+  /** Logical shape, slowest dimension first (HF order), also for block types. */
   shape: number[];
   file: string;
   /** Absolute byte offset of the first element in `file`. */
   offset: number;
   byteLength: number;
+  /**
+   * Rows stored out of order (GGUF's llama q/k and fused QKV layouts): logical row r is stored
+   * row rowMap[r]. readTensorBytes returns logical order.
+   */
+  rowMap?: Int32Array;
   /** Where the bytes are read from; without it, the path `file` through the platform (Node). */
   src?: ByteSource;
 }
@@ -140,7 +149,17 @@ export function readTensorBytes(info: TensorInfo, dest: Uint8Array): void {
       field: `tensor ${info.name}`,
     });
   }
-  readExactly(sourceOf(info), dest, info.offset, info.file, `tensor ${info.name}`);
+  const src = sourceOf(info);
+  const map = info.rowMap;
+  if (!map) {
+    readExactly(src, dest, info.offset, info.file, `tensor ${info.name}`);
+    return;
+  }
+  // Stored rows are whole blocks for block types too, so reordering bytes row by row is exact.
+  const stored = new Uint8Array(info.byteLength);
+  readExactly(src, stored, info.offset, info.file, `tensor ${info.name}`);
+  const rb = info.byteLength / map.length;
+  for (let r = 0; r < map.length; r++) dest.set(stored.subarray(map[r] * rb, (map[r] + 1) * rb), r * rb);
 }
 
 /** The bytes behind a tensor: its `src`, or its file through the platform. */

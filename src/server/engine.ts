@@ -1,5 +1,6 @@
 import type { KVCache } from '../cache/kvcache.js';
 import { parsePolicy, type CachePolicy } from '../cache/policy.js';
+import { decodeSnapshot } from '../cache/snapshot.js';
 import { ChatTemplate, type ChatMessage } from '../chat/template.js';
 import { Transcript } from '../chat/transcript.js';
 import { DEFAULT_CHAT_CACHE, prefillChunkOf } from '../defaults.js';
@@ -244,6 +245,52 @@ export class Engine {
     this.sessions.delete(id);
     this.releaseCache(c.kv);
     return true;
+  }
+
+  /**
+   * A named idle session as bytes: its cache (Session.snapshot) plus the conversation state, to
+   * keep across a restart or move to another server with the same model and cache settings. Null
+   * for an unknown id; a 409 ApiError while a turn runs on it.
+   */
+  saveSession(id: string): Uint8Array | null {
+    const c = this.sessions.get(id);
+    if (!c) return null;
+    if (c.busy) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
+    return c.session.snapshot({ extra: { kind: 'streamlm-conversation', turns: c.turns, transcript: c.transcript.state() } });
+  }
+
+  /**
+   * Brings back a session from `saveSession` under `id`, replacing an idle one of that id. Refuses
+   * (StreamlmError) a snapshot of another model, of other cache settings, or a corrupt one; a busy
+   * id is a 409. Waits for a free cache like a new session does.
+   */
+  async loadSession(id: string, bytes: Uint8Array): Promise<void> {
+    const h = decodeSnapshot(bytes).header;
+    const mine = { policy: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk };
+    const theirs = { policy: h.policy, prefillChunk: h.prefillChunk, evictChunk: h.evictChunk };
+    if (JSON.stringify(mine) !== JSON.stringify(theirs)) throw new StreamlmError(`the saved session ran with ${JSON.stringify(theirs)}; this server runs ${JSON.stringify(mine)}`, { field: 'snapshot' });
+    const extra = h.extra as { kind?: unknown; turns?: unknown; transcript?: unknown } | null;
+    if (extra?.kind !== 'streamlm-conversation' || !Number.isInteger(extra.turns)) throw new StreamlmError('the snapshot holds no saved conversation (take it with Engine.saveSession)', { field: 'snapshot' });
+    const transcript = Transcript.fromState(this.template, extra.transcript);
+    const old = this.sessions.get(id);
+    if (old?.busy || this.reserved.has(id)) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
+    if (old) { this.sessions.delete(id); this.releaseCache(old.kv); }
+    this.reserved.add(id);
+    let kv: KVCache;
+    try {
+      kv = await this.acquireCache(undefined);
+    } finally {
+      this.reserved.delete(id);
+    }
+    let session: Session;
+    try {
+      session = this.model.restoreSession(bytes, { kv });
+    } catch (e) {
+      this.releaseCache(kv);
+      throw e;
+    }
+    this.sessions.set(id, { id, kv, session, transcript, busy: false, turns: extra.turns as number, lastUsed: performance.now() });
+    this.dropped.delete(id);
   }
 
   /**

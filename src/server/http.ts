@@ -7,6 +7,7 @@ import { StreamlmError } from '../errors.js';
 import type { Model } from '../model.js';
 import type { CacheStats } from '../session.js';
 import { Engine, type EngineOptions, type Turn, type TurnInfo, type TurnResult } from './engine.js';
+import { corsPolicy } from './cors.js';
 import { ApiError } from './errors.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { chatPage } from './page.js';
@@ -25,6 +26,11 @@ export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
   defaultMaxTokens?: number;
   /** Largest max_tokens accepted (default 100000). */
   maxTokensLimit?: number;
+  /**
+   * Origins whose web pages may call the API (CORS): `*`, or a comma-separated list of origins
+   * (`http://localhost:5173`). Default none: no CORS headers, so browsers block other origins.
+   */
+  corsOrigin?: string;
   /** Called with one line per server error (default: none). */
   log?: (line: string) => void;
 }
@@ -101,14 +107,24 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     tokens: s.length, seen: s.seen, evicted: s.evicted, bytes: s.bytes,
   });
 
+  const cors = corsPolicy(opts.corsOrigin);
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let endpoint = 'other';
     res.on('finish', () => m.requests.inc(1, { endpoint, status: String(res.statusCode) }));
     try {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
       const method = req.method ?? 'GET';
+      cors.headers(req, res);
       const route = (want: string): void => { if (method !== want) throw new ApiError(405, `${method} is not allowed on ${path}; use ${want}`, 'invalid_request_error', null, 'method_not_allowed'); };
-      if (path === '/') {
+      if (method === 'OPTIONS') {
+        endpoint = 'preflight';
+        cors.preflight(req, res);
+      } else if (path === '/favicon.ico') {
+        // Browsers ask for it on every page load; an empty answer keeps their console clean.
+        endpoint = 'page'; route('GET');
+        res.writeHead(204, { 'Cache-Control': 'max-age=86400' }).end();
+      } else if (path === '/') {
         endpoint = 'page'; route('GET');
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(page);
       } else if (path === '/health') {
@@ -145,6 +161,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         const chat = path === '/v1/chat/completions';
         endpoint = chat ? 'chat_completions' : 'completions';
         route('POST');
+        requireJsonType(req);
         const body = await readJson(req, maxBody);
         const r = chat ? parseChatRequest(body, limits) : parseCompletionRequest(body, limits);
         if (r.model !== modelId) throw unknownModel(r.model);
@@ -304,6 +321,15 @@ function sendError(res: ServerResponse, e: unknown, log: (line: string) => void)
   if (err.status === 499 || res.destroyed) return;
   if (res.headersSent) { res.end(); return; }
   sendJson(res, err.status, err.body(), err.status === 413 ? { Connection: 'close' } : {});
+}
+
+/** JSON routes take only JSON bodies: a form post from any web page must not start a generation. */
+function requireJsonType(req: IncomingMessage): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    throw new ApiError(415, `Content-Type must be application/json, got ${type ? `'${type}'` : 'none'}`, 'invalid_request_error', null, 'unsupported_media_type');
+  }
 }
 
 /** Reads a JSON body of at most `limit` bytes (413 beyond, 400 if not JSON). */

@@ -13,10 +13,20 @@ function js(v: unknown): string {
   return JSON.stringify(v).replace(/</g, '\\u003c');
 }
 
+/**
+ * The reply as the page displays it. A reply usually begins with the space its first token
+ * carries ("Hello" is " Hello" after "Assistant:"), which shows as a stray indent; the page trims
+ * it, while the API and the conversation the page sends back keep the text as generated. Runs in
+ * the browser: the page embeds this function's source.
+ */
+export function replyDisplay(text: string): string {
+  return text.replace(/^\s+/, '');
+}
+
 export function chatPage(modelId: string, policy: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>streamlm · ${html(modelId)}</title>
+<title>streamlm · ${html(modelId)}</title><link rel="icon" href="data:,">
 <style>
   body { font: 15px/1.45 system-ui, sans-serif; margin: 0; display: flex; flex-direction: column; height: 100vh; background: #f6f6f4; color: #222; }
   header { padding: 8px 14px; background: #20242a; color: #eee; display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
@@ -57,6 +67,7 @@ function bubble(cls, text) {
   const d = document.createElement('div'); d.className = 'msg ' + cls; d.textContent = text; log.appendChild(d);
   log.scrollTop = log.scrollHeight; return d;
 }
+const shown = ${replyDisplay.toString()};
 const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
 
 async function refreshGauge() {
@@ -104,11 +115,11 @@ async function send(text) {
         const j = JSON.parse(data);
         if (j.error) throw new Error(j.error.message);
         const d = j.choices[0] && j.choices[0].delta;
-        if (d && d.content) { reply += d.content; out.textContent = reply; out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); log.scrollTop = log.scrollHeight; }
+        if (d && d.content) { reply += d.content; out.textContent = shown(reply); out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); log.scrollTop = log.scrollHeight; }
       }
     }
   } catch (e) {
-    if (e.name !== 'AbortError') { out.className = 'msg error'; out.textContent = reply + ' [' + e.message + ']'; }
+    if (e.name !== 'AbortError') { out.className = 'msg error'; out.textContent = shown(reply) + ' [' + e.message + ']'; }
   } finally {
     messages.push({ role: 'assistant', content: reply });
     clearInterval(polling); ctrl = null;

@@ -16,8 +16,8 @@
  * Output: a table on stderr; with --json one JSON object on stdout with the raw figures,
  * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { defaultModelDir } from '../src/cli/common.js';
@@ -48,7 +48,7 @@ await build({ entryPoints: [join(root, 'bench/browser-worker.ts')], outfile: joi
   plugins: [{ name: 'web', setup(b) { b.onResolve({ filter: /platform\/current\.js$/ }, () => ({ path: join(root, 'src/platform/current-web.ts') })); } }] });
 await build({ entryPoints: [join(root, 'bench/browser-page.ts')], outfile: join(dist, 'bench-page.js'), bundle: true, format: 'esm', platform: 'browser', logLevel: 'warning' });
 const html = '<!doctype html><meta charset="utf-8"><title>loading</title><script type="module" src="/bench-page.js"></script>';
-await import('node:fs').then((fs) => fs.writeFileSync(join(dist, 'bench.html'), html));
+writeFileSync(join(dist, 'bench.html'), html);
 copyFileSync(join(root, 'node_modules/@wllama/wllama/esm/wasm/wllama.wasm'), join(dist, 'wllama.wasm'));
 if (withWllama) exportGguf(modelDir, join(dist, 'model.gguf'), { dtype: dtype as GgufDtype });
 
@@ -59,10 +59,11 @@ const consoleErrors: string[] = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 await page.goto(srv.url + '/bench.html');
 await page.waitForFunction(() => document.title === 'ready');
-type Bench = { ours: <T>(job: unknown) => Promise<T>; wllamaLoad(t: number, n: number): Promise<string>; wllamaTime(n: number, g: number): Promise<Speeds & { prompt_n: number; predicted_n: number }>; uaMemory(): Promise<number | null> };
-const call = <T>(fn: string, ...args: unknown[]): Promise<T> =>
-  page.evaluate(([f, a]) => ((window as unknown as { bench: Record<string, (...x: unknown[]) => Promise<unknown>> }).bench[f as string])(...(a as unknown[])), [fn, args] as const) as Promise<T>;
-void (null as unknown as Bench);
+/** Calls `window.bench[fn](...args)` in the page (bench/browser-page.ts). */
+async function call<T>(fn: string, ...args: unknown[]): Promise<T> {
+  const r: unknown = await page.evaluate(([f, a]) => (window as unknown as { bench: Record<string, (...x: unknown[]) => Promise<unknown>> }).bench[f](...a), [fn, args] as [string, unknown[]]);
+  return r as T;
+}
 
 const node = await loadModel(modelDir, { threads, dtype });
 const text = readFileSync(join(root, 'README.md'), 'utf8');
@@ -105,7 +106,7 @@ if (streamTokens > 0) {
   memory = await call<MemoryTrace>('ours', { t: 'memory', prompt: prompt.slice(0, 16), tokens: streamTokens, every: 1000, cache: CACHE });
 }
 const ua = await call<number | null>('uaMemory').catch(() => null);
-const chromium = await browser.version();
+const chromium = browser.version();
 await browser.close();
 await srv.close();
 await node.close();

@@ -41,6 +41,13 @@ export interface KVBatch {
   keyPos: readonly number[];      // rotation position of new token m's key (its stream index)
   qPos: readonly number[];        // cache position of new token m (as a query)
   groupOffsets: readonly number[];// query rotation for group g is qPos + groupOffsets[g]
+  /**
+   * A verified draft (speculative decoding) under a window that evicts while it runs: per (group,
+   * row), group-major, the query rotation to use instead of qPos + groupOffsets, and the mask window
+   * (slot visible iff qPos - maskWindow < slotPos <= qPos) that hides from each row the tokens plain
+   * decoding would have evicted by then. See KVCache.appendDraft. Absent for ordinary forwards.
+   */
+  draftView?: { qRot: readonly number[]; maskWindow: number };
 }
 
 export interface ForwardOptions {
@@ -93,6 +100,12 @@ export class Transformer {
   }
 
   /** Runs the new `tokens` through the model, writing their K/V into the cache slots of `kv`. */
+  /**
+   * Whether a draft's per-row mask (KVBatch.draftView) reproduces plain decoding: not with ALiBi,
+   * whose bias reads slot positions, nor with layers that have a trained window of their own.
+   */
+  get draftMaskable(): boolean { return !this.w.alibiSlopes && this.w.layers.every((L) => !L.window); }
+
   forward(tokens: readonly number[], kv: KVBatch, opts: ForwardOptions = {}): Float32Array {
     const { rt, hp, w } = this;
     const M = tokens.length;
@@ -191,7 +204,7 @@ export class Transformer {
       mem.copyWithin((kv.v[l] + slot * kvDim * 4) / 4, src + kvDim, src + 2 * kvDim);
     }
     rt.run('attention', [b.att, b.qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, p.qPos,
-      M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
+      M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, kv.draftView?.maskWindow ?? L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
     if (b.probs) opts.onAttention!(l, rt.f32(b.probs, M * nH * kv.nSlots).slice());
     this.linear(p.y, b.att, L.o, M, xq, xs);
 
@@ -229,7 +242,8 @@ export class Transformer {
     const G = kv.groupOffsets.length;
     const seqLen = Math.max(...kv.qPos) + 1;
     const [cosK, sinK] = this.ropeTable(M, (m) => kv.keyPos[m], seqLen);
-    const [cosQ, sinQ] = this.ropeTable(G * M, (i) => kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
+    const rot = kv.draftView?.qRot;
+    const [cosQ, sinQ] = this.ropeTable(G * M, (i) => rot ? rot[i] : kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
     return { rotDim: this.hp.position.rotaryDim, cosK, sinK, cosQ, sinQ };
   }
 

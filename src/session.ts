@@ -139,7 +139,8 @@ export class Session {
   }
 
   /**
-   * Most tokens one draft may hold (0: this session cannot verify drafts): within a prefill chunk,
+   * Most tokens one draft may hold (0: this session cannot verify drafts): within a prefill chunk
+   * (and a dense cache's free slots),
    * short enough that evictions during it reach only old tokens, and 0 for recompute (no K/V to
    * keep) or for a bounded cache on a model whose mask cannot hide evicted tokens per row (ALiBi,
    * trained windows). See KVCache.appendDraft.
@@ -147,7 +148,7 @@ export class Session {
   get draftLimit(): number {
     const p = this.policy;
     if (!p.carriesKV) return 0;
-    if (p.keep === null) return this.prefillChunk;
+    if (p.keep === null) return Math.max(0, Math.min(this.prefillChunk, this.cache.capacity - this.cache.length));
     if (!this.host.net.draftMaskable) return 0;
     return Math.max(0, Math.min(this.prefillChunk, p.keep - p.sinks - p.evictChunk));
   }

@@ -174,7 +174,7 @@ async function main(): Promise<void> {
   const f = (x: unknown, d = 2): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
   console.error('model                                   tok/fwd  plain tok/s  spec tok/s  speedup  ttf8 plain/spec ms  identical');
   for (const r of results)
-    console.error(`${String(r.model).padEnd(40)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${r.identical}`);
+    console.error(`${String(r.model).padEnd(40)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${String(r.identical)}`);
 }
 
 main().catch((e: unknown) => {

@@ -26,25 +26,22 @@ export class NgramDrafter implements Drafter {
   propose(next: number, k: number): number[] {
     const n0 = Math.min(this.count, this.capacity);
     if (k <= 0 || n0 === 0) return [];
-    // The window as a plain array, oldest first, with `next` appended.
-    const seq = new Int32Array(n0 + 1);
-    const start = this.count - n0;
-    for (let i = 0; i < n0; i++) seq[i] = this.ring[(start + i) % this.capacity];
-    seq[n0] = next;
-    const len = n0 + 1;
-    for (let n = Math.min(this.maxN, len - 1); n >= 1; n--) {
-      // The most recent match of the last n tokens (ending before the suffix itself) that is
-      // followed by k tokens, or else the one followed by the most.
-      let best: number[] = [];
-      for (let end = len - 2; end >= n - 1; end--) {
-        let ok = true;
-        for (let t = 0; t < n && ok; t++) ok = seq[end - t] === seq[len - 1 - t];
-        if (!ok || len - 1 - end <= best.length) continue;
-        best = Array.from(seq.subarray(end + 1, Math.min(len, end + 1 + k)));
-        if (best.length === k) break;
-      }
-      if (best.length) return best;
+    // Stream positions 0..n0-1 are the ring's tokens, oldest first; position n0 is `next`.
+    const start = this.count - n0, cap = this.capacity, ring = this.ring;
+    const at = (i: number): number => (i === n0 ? next : ring[(start + i) % cap]);
+    // One pass, newest first: each occurrence of `next` ends a match of some length n <= maxN.
+    // Longest n wins; among equal n, the newest followed by k tokens, else the one followed by most.
+    let bestEnd = -1, bestN = 0, bestFollow = 0;
+    for (let end = n0 - 1, phys = (start + n0 - 1) % cap; end >= 0; end--, phys = phys === 0 ? cap - 1 : phys - 1) {
+      if (ring[phys] !== next) continue;
+      let n = 1;
+      while (n < this.maxN && end - n >= 0 && at(end - n) === at(n0 - n)) n++;
+      const follow = Math.min(k, n0 - end);
+      if (n > bestN || (n === bestN && bestFollow < k && follow > bestFollow)) { bestEnd = end; bestN = n; bestFollow = follow; }
+      if (bestN === this.maxN && bestFollow === k) break;
     }
-    return [];
+    const out: number[] = [];
+    for (let i = bestEnd + 1; bestEnd >= 0 && out.length < bestFollow; i++) out.push(at(i));
+    return out;
   }
 }

@@ -5,6 +5,7 @@ import { loadModel, type Model } from '../src/model.js';
 import { generate, type GenerateOptions, type GenerationStats } from '../src/generate/generate.js';
 import type { Drafter } from '../src/generate/ngram.js';
 import { NgramDrafter } from '../src/generate/ngram.js';
+import type { TurnResult } from '../src/server/engine.js';
 import { FIXTURES } from './helpers/fixtures.js';
 
 /** Every policy, small enough that 120 tokens evict many times over (and so during verifications). */
@@ -110,6 +111,34 @@ test('speculative sampling draws tokens with plain sampling\'s distribution (chi
       const bound = df + 3.1 * Math.sqrt(2 * df) + 5;
       assert.ok(stat < bound, `token ${i + 1}: chi-square ${stat.toFixed(1)} >= ${bound.toFixed(1)} (df ${df})`);
     }
+  } finally {
+    await model.close();
+  }
+});
+
+test('the server engine speculates per turn: same tokens as plain, and speculation stats in the result', async () => {
+  const { Engine } = await import('../src/server/engine.js');
+  const model = await loadModel(join(FIXTURES, 'llama'), { threads: 1 });
+  try {
+    const turn = async (speculate: GenerateOptions['speculate']): Promise<{ text: string; r: TurnResult }> => {
+      const eng = new Engine(model, { cache: 'sink:4+20', maxSessions: 1, prefillChunk: 8, speculate });
+      try {
+        const t = await eng.start({ input: { kind: 'text', prompt: PROMPT }, maxTokens: 60, sampler: {}, stop: [], ignoreEos: true });
+        let text = '';
+        for await (const x of t) text += x.text;
+        return { text, r: await t.result };
+      } finally {
+        eng.close();
+      }
+    };
+    const plain = await turn(undefined), spec = await turn({ mode: 'ngram', draft: 4 });
+    assert.equal(spec.r.completionTokens, 60);
+    assert.equal(plain.r.completionTokens, 60);
+    assert.equal(plain.r.speculation, undefined);
+    const sp = spec.r.speculation!;
+    assert.ok(sp.forwards < 59 && sp.tokensPerForward > 1, `${sp.forwards} forwards, ${sp.tokensPerForward} tokens per forward`);
+    assert.ok(plain.text.length > 0);
+    assert.equal(spec.text, plain.text);
   } finally {
     await model.close();
   }

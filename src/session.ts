@@ -3,6 +3,7 @@ import { SlotBook } from './cache/book.js';
 import { KVCache } from './cache/kvcache.js';
 import { parsePolicy, type CachePolicy, type Forward, type PolicyOptions, type RunOptions } from './cache/policy.js';
 import { encodeSnapshot, type DecodedSnapshot } from './cache/snapshot.js';
+import { plainEvictions } from './cache/draft.js';
 import { DEFAULT_CACHE, prefillChunkOf } from './defaults.js';
 import { StreamlmError } from './errors.js';
 import type { ForwardOptions, Transformer } from './models/transformer.js';
@@ -44,7 +45,7 @@ function slotRuns(order: readonly number[]): [number, number][] {
 }
 
 /** A draft in flight (see Session.draft): its logits, and what to return to if it is rejected. */
-interface Draft { n: number; high: number; logits: Float32Array; before: Float32Array | null }
+interface Draft { n: number; high: number; length: number; logits: Float32Array; before: Float32Array | null }
 
 /**
  * One stream of text through one model: the KV cache plus its eviction policy.
@@ -123,11 +124,12 @@ export class Session {
   draft(ids: readonly number[]): Float32Array {
     if (this.draftState) throw new StreamlmError('a draft is already open; accept() it first', { field: 'draft' });
     if (ids.length === 0 || ids.length > this.prefillChunk) throw new StreamlmError(`a draft needs 1..${this.prefillChunk} tokens (the prefill chunk), got ${ids.length}`, { field: 'draft' });
+    if (this.draftLimit === 0) throw new StreamlmError(`${this.policy.name} cannot hold a draft to take back on this model; use a policy that keeps K/V (or, with ALiBi or a trained window, dense)`, { field: 'cache' });
     if (this.pending.length) this.feed(this.takePending(), {});
     this.policy.evict(this.cache.book);
-    const high = this.cache.book.highWater;
+    const high = this.cache.book.highWater, length = this.cache.length;
     const logits = this.runPolicy(ids, {}, { chunk: ids.length, logits: 'all', evictAfter: false });
-    this.draftState = { n: ids.length, high, logits, before: this.last };
+    this.draftState = { n: ids.length, high, length, logits, before: this.last };
     return logits;
   }
 
@@ -140,7 +142,25 @@ export class Session {
     if (n < d.n) this.cache.truncate(d.n - n, d.high);
     const V = this.host.net.hp.vocabSize;
     this.last = n === 0 ? d.before : d.logits.slice((n - 1) * V, n * V);
-    this.policy.evict(this.cache.book);
+    // Evict what plain decoding of the n kept tokens would have (with an evict chunk > 1 that is not
+    // what one evict() of the longer book removes).
+    const gone = plainEvictions(this.policy, d.length, n).after;
+    if (gone > 0) this.cache.book.remove(this.policy.sinks, this.policy.sinks + gone);
+  }
+
+  /**
+   * Most tokens one draft may hold (0: this session cannot verify drafts): within a prefill chunk
+   * (and a dense cache's free slots),
+   * short enough that evictions during it reach only old tokens, and 0 for recompute (no K/V to
+   * keep) or for a bounded cache on a model whose mask cannot hide evicted tokens per row (ALiBi,
+   * trained windows). See KVCache.appendDraft.
+   */
+  get draftLimit(): number {
+    const p = this.policy;
+    if (!p.carriesKV) return 0;
+    if (p.keep === null) return Math.max(0, Math.min(this.prefillChunk, this.cache.capacity - this.cache.length));
+    if (!this.host.net.draftMaskable) return 0;
+    return Math.max(0, Math.min(this.prefillChunk, p.keep - p.sinks - p.evictChunk));
   }
 
   stats(): CacheStats {

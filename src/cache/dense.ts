@@ -14,6 +14,7 @@ export class Dense implements CachePolicy {
   capacity(_prefillChunk: number, maxTokens: number): number { return maxTokens; }
   groupOf(): number { return 0; }
   evict(): void {}
+  evictCount(): number { return 0; }
   run(cache: KVCache, ids: readonly number[], forward: Forward, opts: RunOptions): Float32Array { return runCached(this, cache, ids, forward, opts); }
   largestWithin(slots: number): string | null { return slots >= 1 ? `a dense cache of ${slots} tokens` : null; }
 }

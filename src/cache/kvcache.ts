@@ -2,6 +2,8 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { KVBatch } from '../models/transformer.js';
 import { SlotBook } from './book.js';
 import type { CachePolicy } from './policy.js';
+import { plainEvictions } from './draft.js';
+import { StreamlmError } from '../errors.js';
 
 /** Bytes of K and V for `capacity` slots of `numLayers` layers of width `kvDim` (f32), plus the slot tables. */
 export function kvBytes(numLayers: number, kvDim: number, capacity: number): number {
@@ -63,6 +65,36 @@ export class KVCache {
       k: this.k, v: this.v, nSlots: n, slotPos: this.slotPos, slotGroup: this.slotGroup,
       writeSlots, keyPos, qPos, groupOffsets: this.book.groupOffsets(policy.numGroups),
     };
+  }
+
+  /**
+   * Appends a draft (speculative decoding) as `append` does, without evicting, and makes each row
+   * see exactly what plain one-token-at-a-time decoding would have shown it. Where the window
+   * would evict during the draft, the batch carries a draftView: mask positions are rewritten so
+   * that with a mask window of M rows, an old token plain decoding evicts before row j is visible
+   * to rows < j only (position L0 + j − M), every other old token to all rows (position L0), the
+   * draft's own tokens causally (L0 + j); and the sink group's query rotation is that of plain
+   * decoding (its cache position after the evictions). The window group's rotation needs no change:
+   * the evictions shift its offset by exactly what they shift the row's position. The next append
+   * rewrites every slot position from the book.
+   */
+  appendDraft(tokens: readonly number[], policy: CachePolicy): KVBatch {
+    const L0 = this.book.length, M = tokens.length;
+    const { before } = plainEvictions(policy, L0, M);
+    const batch = this.append(tokens, policy);
+    const gone = before[M - 1] ?? 0;
+    if (gone === 0) return batch;
+    if (gone > L0 - policy.sinks) throw new StreamlmError(`a draft of ${M} tokens would evict its own tokens under ${policy.name}; draft fewer`, { field: 'draft' });
+    const pos = this.rt.i32(this.slotPos, batch.nSlots);
+    const order = this.book.slots();
+    for (let i = 0; i < L0; i++) pos[order[i]] = L0;
+    for (let j = 0, k = 0; j < M; j++)
+      for (; k < before[j]; k++) pos[order[policy.sinks + k]] = L0 + j - M;
+    const sinkGroup = policy.sinks > 0 ? policy.groupOf(0) : -1;
+    const G = batch.groupOffsets.length, qRot: number[] = [];
+    for (let g = 0; g < G; g++)
+      for (let j = 0; j < M; j++) qRot.push(batch.qPos[j] + batch.groupOffsets[g] - (g === sinkGroup ? before[j] : 0));
+    return { ...batch, draftView: { qRot, maskWindow: M } };
   }
 
   /** Notes a token in the book without computing its K/V (recompute keeps ids, not K/V). */

@@ -51,6 +51,8 @@ export interface CachePolicy {
   groupOf(pos: number): number;
   /** Evicts until the book holds what the policy keeps. */
   evict(book: SlotBook): void;
+  /** Tokens `evict` would remove from a book holding `length` tokens (always the oldest after the sinks). */
+  evictCount(length: number): number;
   /** Feeds `ids` through the model in chunks, appending and evicting as this policy does. */
   run(cache: KVCache, ids: readonly number[], forward: Forward, opts: RunOptions): Float32Array;
   /** The largest policy of this kind whose cache fits in `slots` slots, spelled for a user, or null if none. */

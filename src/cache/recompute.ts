@@ -21,6 +21,7 @@ export class Recompute implements CachePolicy {
   evict(book: SlotBook): void {
     if (book.length > this.keep) book.remove(0, book.length - this.keep);
   }
+  evictCount(length: number): number { return Math.max(0, length - this.keep); }
   run(cache: KVCache, ids: readonly number[], forward: Forward, opts: RunOptions): Float32Array {
     if (ids.length === 0) throw new StreamlmError('no tokens to feed', { field: 'prompt' });
     if (opts.evictAfter === false) throw new StreamlmError(`${this.name} re-runs its window every step, so it cannot hold a draft to take back; use a policy that keeps K/V`, { field: 'cache' });

@@ -15,7 +15,7 @@ export function runCached(policy: CachePolicy, cache: KVCache, ids: readonly num
     policy.evict(cache.book);
     if (cache.length + part.length > cache.capacity)
       throw new StreamlmError(`the ${policy.name} cache is full (${cache.capacity} slots, ${cache.length} used); create the session with a larger maxTokens, feed fewer tokens at once, or use a bounded policy`, { field: 'maxTokens' });
-    const batch = cache.append(part, policy);
+    const batch = opts.evictAfter === false ? cache.appendDraft(part, policy) : cache.append(part, policy);
     const logits = forward(part, batch, all ? 'all' : 'last');
     if (opts.evictAfter !== false) policy.evict(cache.book);
     if (all || i + opts.chunk >= ids.length) parts.push(logits);

@@ -23,10 +23,12 @@ export class SinkWindow implements CachePolicy {
   capacity(prefillChunk: number): number { return this.keep + prefillChunk; }
   groupOf(pos: number): number { return this.sinks > 0 && pos >= this.sinks ? 1 : 0; }
   evict(book: SlotBook): void {
-    const over = book.length - this.keep;
-    if (over <= 0) return;
-    const n = Math.min(Math.max(over, this.evictChunk), book.length - this.sinks);
-    book.remove(this.sinks, this.sinks + n);
+    const n = this.evictCount(book.length);
+    if (n > 0) book.remove(this.sinks, this.sinks + n);
+  }
+  evictCount(length: number): number {
+    const over = length - this.keep;
+    return over <= 0 ? 0 : Math.min(Math.max(over, this.evictChunk), length - this.sinks);
   }
   run(cache: KVCache, ids: readonly number[], forward: Forward, opts: RunOptions): Float32Array { return runCached(this, cache, ids, forward, opts); }
   largestWithin(slots: number, prefillChunk: number): string | null {

@@ -6,14 +6,17 @@ import { loadModel } from '../model.js';
 import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
 import { num, parseFlags, str } from './args.js';
+import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags, speculationSummary } from './speculate.js';
 import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
 
 const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache ${DEFAULT_CHAT_CACHE}] [--evict-chunk C] [--max-tokens 256]
                     [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
+                    [--speculate MODE] [--draft K]
 A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
 cache, so the conversation can run forever in bounded memory. After each reply a status line on
 stderr shows the cache: sinks | window | evicted. Commands: /reset (new conversation), /exit.
 Ctrl-C stops a reply; at the prompt it exits.
+${SPECULATE_HELP}
 ${MODEL_HELP}`;
 
 export function statusLine(s: CacheStats, sinkCap: number, windowCap: number, r: TurnResult | null): string {
@@ -25,6 +28,7 @@ export async function runChat(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
     ...MODEL_FLAGS, system: { type: 'string' }, cache: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' },
     'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'evict-chunk': { type: 'string' },
+    ...SPECULATE_FLAGS,
   }, 'chat');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -39,9 +43,10 @@ export async function runChat(argv: string[]): Promise<void> {
   const cache = str(flags, 'cache') ?? DEFAULT_CHAT_CACHE;
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   parsePolicy(cache, { evictChunk });
+  const speculate = speculateFlags(flags);
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   try {
-    const engine = new Engine(model, { cache, evictChunk, maxSessions: 1 });
+    const engine = new Engine(model, { cache, evictChunk, maxSessions: 1, speculate });
     const sinkCap = engine.cachePolicy.sinks;
     const windowCap = (engine.cachePolicy.keep ?? 0) - sinkCap;
     const tty = process.stdin.isTTY === true;
@@ -67,7 +72,7 @@ export async function runChat(argv: string[]): Promise<void> {
       const r = await turn.result;
       ctrl = null;
       process.stdout.write(r.finishReason === 'abort' ? ' [stopped]\n' : '\n');
-      console.error(statusLine(r.cache, sinkCap, windowCap, r));
+      console.error(statusLine(r.cache, sinkCap, windowCap, r) + speculationSummary(r.speculation));
       prompt();
     }
     rl.close();

@@ -6,13 +6,14 @@ import { StreamlmError } from '../errors.js';
 import { loadModel } from '../model.js';
 import { startServer } from '../server/http.js';
 import { num, parseFlags, str } from './args.js';
+import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags } from './speculate.js';
 import { MODEL_FLAGS, MODEL_HELP, modelFlags, plural } from './common.js';
 import { readTextFile } from './files.js';
 
 const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache ${DEFAULT_CHAT_CACHE}]
                      [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
-                     [--cors-origin ORIGIN[,ORIGIN...]|*]
+                     [--cors-origin ORIGIN[,ORIGIN...]|*] [--speculate MODE] [--draft K]
 An OpenAI-compatible server: GET /v1/models, POST /v1/completions and /v1/chat/completions
 (streamed or not), GET /health, GET /metrics (Prometheus) and a web chat at GET /.
 A conversation keeps its StreamingLLM cache between turns: pass "session": "ID" in the body or an
@@ -22,6 +23,7 @@ max_tokens of a chat request. --cors-origin lets web pages of those origins call
 off by default: any page the user visits could otherwise read the conversations).
 Started through npx (npm exec), the server exits when npm exits; in scripts, run
 node_modules/.bin/streamlm (or 'exec npx streamlm ...') so the recorded PID is the server's.
+${SPECULATE_HELP}
 ${MODEL_HELP}`;
 
 export async function runServe(argv: string[]): Promise<void> {
@@ -29,6 +31,7 @@ export async function runServe(argv: string[]): Promise<void> {
     ...MODEL_FLAGS, port: { type: 'string' }, host: { type: 'string' }, cache: { type: 'string' }, 'max-sessions': { type: 'string' },
     'max-tokens': { type: 'string' }, 'model-id': { type: 'string' }, 'chat-template': { type: 'string' }, 'max-body-bytes': { type: 'string' },
     'evict-chunk': { type: 'string' }, 'cors-origin': { type: 'string' },
+    ...SPECULATE_FLAGS,
   }, 'serve');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -41,6 +44,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const maxBodyBytes = num(flags, 'max-body-bytes', { int: true, min: 1024 });
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   parsePolicy(cache, { evictChunk });
+  const speculate = speculateFlags(flags);
   const corsOrigin = str(flags, 'cors-origin');
   if (corsOrigin !== undefined && corsOrigin !== '*' && !corsOrigin.split(',').every((o) => /^https?:\/\/[^\s/]+$/.test(o.trim())))
     throw new StreamlmError(`expected * or origins like http://localhost:5173 (scheme://host[:port], comma-separated), got '${corsOrigin}'`, { field: '--cors-origin' });
@@ -52,7 +56,7 @@ export async function runServe(argv: string[]): Promise<void> {
   try {
     srv = await startServer(model, {
       port, host, cache, maxSessions, defaultMaxTokens, maxBodyBytes, evictChunk, chatTemplate, modelId: str(flags, 'model-id'),
-      corsOrigin, log: (line) => console.error(line),
+      corsOrigin, speculate, log: (line) => console.error(line),
     });
   } catch (e) {
     await model.close();

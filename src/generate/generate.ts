@@ -3,7 +3,8 @@ import { StreamlmError } from '../errors.js';
 import type { Model } from '../model.js';
 import type { Session, SessionOptions } from '../session.js';
 import type { SamplerOptions } from './sampler.js';
-import { DecodeStepper, type FinishReason } from './stepper.js';
+import { DecodeStepper, type FinishReason, type SpeculationStats } from './stepper.js';
+import type { SpeculateOptions } from './speculate.js';
 
 export interface GenerateOptions extends SessionOptions {
   /** Text prompt (at least one character); or pass `promptIds`. */
@@ -18,6 +19,10 @@ export interface GenerateOptions extends SessionOptions {
   signal?: AbortSignal;
   /** Continue an existing session instead of creating one (its cache is kept). */
   session?: Session;
+  /** Speculative decoding: `{ mode: 'ngram' | 'auto' | 'off', draft: K }` (default off). Greedy output is unchanged. */
+  speculate?: SpeculateOptions;
+  /** Keep generating past end-of-sequence tokens (benchmarks). */
+  ignoreEos?: boolean;
 }
 
 export interface GeneratedToken {
@@ -33,6 +38,8 @@ export interface GenerationStats {
   prefillMs: number;
   decodeMs: number;
   finishReason: FinishReason;
+  /** Forwards, tokens per forward and acceptance per draft position, when speculation is on. */
+  speculation?: SpeculationStats;
 }
 
 /**
@@ -57,7 +64,7 @@ export async function* generate(model: Model, opts: GenerateOptions): AsyncGener
     const prefillMs = performance.now() - t0;
     const stepper = new DecodeStepper(session, {
       maxNewTokens: maxNew, sampler: opts.sampler, stop: opts.stop, eos: model.eosTokenIds, tokenizer: model.tokenizer,
-      context: ids.slice(-4), signal: opts.signal,
+      context: ids.slice(-4), signal: opts.signal, speculate: opts.speculate, history: ids, ignoreEos: opts.ignoreEos,
     });
     for (;;) {
       const s = stepper.next();
@@ -67,7 +74,7 @@ export async function* generate(model: Model, opts: GenerateOptions): AsyncGener
       await new Promise<void>((r) => setImmediate(r));
     }
     const st = stepper.stats();
-    return { promptTokens: ids.length, newTokens: st.newTokens, prefillMs, decodeMs: st.decodeMs, finishReason: st.finishReason ?? 'length' };
+    return { promptTokens: ids.length, newTokens: st.newTokens, prefillMs, decodeMs: st.decodeMs, finishReason: st.finishReason ?? 'length', ...(st.speculation ? { speculation: st.speculation } : {}) };
   } finally {
     if (own) session.close();
   }

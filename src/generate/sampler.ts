@@ -64,6 +64,53 @@ export class Sampler {
     return this.draw(probs, cand);
   }
 
+  /**
+   * The distribution `sample` draws from (temperature, top-k and top-p applied), normalized, as a
+   * full-vocabulary vector; one-hot at the argmax when greedy. For speculative sampling.
+   */
+  distribution(logits: Float32Array): Float32Array {
+    const n = logits.length;
+    const out = new Float32Array(n);
+    if (this.temperature === 0) { out[argmax(logits)] = 1; return out; }
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) if (logits[i] > max) max = logits[i];
+    let sum = 0;
+    for (let i = 0; i < n; i++) { const e = Math.exp((logits[i] - max) / this.temperature); out[i] = e; sum += e; }
+    for (let i = 0; i < n; i++) out[i] /= sum;
+    if (this.topK === 0 && this.topP >= 1) return out;
+    let cand = Array.from({ length: n }, (_, i) => i).sort((a, b) => out[b] - out[a]);
+    if (this.topK > 0) cand = cand.slice(0, this.topK);
+    if (this.topP < 1) {
+      let acc = 0, cut = cand.length;
+      for (let i = 0; i < cand.length; i++) { acc += out[cand[i]]; if (acc >= this.topP) { cut = i + 1; break; } }
+      cand = cand.slice(0, cut);
+    }
+    const kept = new Float32Array(n);
+    let total = 0;
+    for (const i of cand) { kept[i] = out[i]; total += out[i]; }
+    for (const i of cand) kept[i] /= total;
+    return kept;
+  }
+
+  /**
+   * Speculative sampling's acceptance rule for a deterministic drafter (q one-hot at `drafted`):
+   * keep it with probability p(drafted), else draw from p with `drafted` removed, renormalized.
+   * The result is distributed exactly as p (Leviathan et al. 2023, Chen et al. 2023).
+   */
+  verify(logits: Float32Array, drafted: number): number {
+    if (this.temperature === 0) return argmax(logits);
+    const p = this.distribution(logits);
+    const pd = p[drafted];
+    if (this.random() < pd) return drafted;
+    p[drafted] = 0;
+    let total = 0;
+    for (let i = 0; i < p.length; i++) total += p[i];
+    let r = this.random() * total;
+    let last = -1;
+    for (let i = 0; i < p.length; i++) { if (p[i] > 0) { last = i; r -= p[i]; if (r <= 0) return i; } }
+    return last >= 0 ? last : drafted;
+  }
+
   private draw(probs: Float32Array, cand: number[] | null): number {
     const ids = cand ?? null;
     let total = 0;

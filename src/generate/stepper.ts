@@ -3,9 +3,14 @@ import type { Session } from '../session.js';
 import { StreamDecoder, type TextTokenizer } from '../tokenizer.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
+import type { Drafter } from './ngram.js';
+import { makeDrafter, type SpeculateOptions } from './speculate.js';
 
-/** What the stepper needs of a session: its next-token logits, a step, and a place for a pending token. */
-export type StepperSession = Pick<Session, 'logits' | 'step' | 'defer'>;
+/**
+ * What the stepper needs of a session: its next-token logits, a step, a place for a pending token,
+ * and for speculative decoding the draft/accept pair (without it the stepper decodes plainly).
+ */
+export type StepperSession = Pick<Session, 'logits' | 'step' | 'defer'> & Partial<Pick<Session, 'draft' | 'accept' | 'draftLimit'>>;
 
 /** `stop`: an end-of-sequence token or a stop string; `length`: the token budget; `abort`: the signal. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -26,6 +31,21 @@ export interface DecodeOptions {
   context?: readonly number[];
   /** Checked before each token: once aborted, generation ends. */
   signal?: AbortSignal;
+  /** Speculative decoding (default off): draft tokens, verify them in one forward. */
+  speculate?: SpeculateOptions;
+  /** Tokens of the stream so far (the prompt), where the n-gram drafter looks for matches; default `context`. */
+  history?: readonly number[];
+}
+
+/** How speculation went: forwards of the backbone, and per draft position how often its token was kept. */
+export interface SpeculationStats {
+  /** Backbone forwards during decoding (plain steps and verifications). */
+  forwards: number;
+  /** Tokens fed per forward (1 without speculation). */
+  tokensPerForward: number;
+  /** Per draft position i: drafts that reached it, and how many of those were accepted. */
+  proposed: number[];
+  accepted: number[];
 }
 
 export interface DecodeStep {
@@ -43,6 +63,8 @@ export interface DecodeStats {
   decodeMs: number;
   /** Null while generation runs. */
   finishReason: FinishReason | null;
+  /** Set when speculative decoding is on. */
+  speculation?: SpeculationStats;
 }
 
 /**
@@ -63,6 +85,15 @@ export class DecodeStepper {
   private t0: number | null = null;
   private ms = 0;
   private reason: FinishReason | null = null;
+  private readonly spec: { drafter: Drafter; draft: number } | null;
+  /** Tokens already fed (accepted drafts) waiting to be emitted, one per next(). */
+  private queue: number[] = [];
+  /** The next token when a verification already chose it (a correction), not yet fed or emitted. */
+  private chosen: number | null = null;
+  private forwards = 0;
+  private fed = 0;
+  private proposed: number[] = [];
+  private accepted: number[] = [];
 
   constructor(private readonly session: StepperSession, private readonly opts: DecodeOptions) {
     if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new StreamlmError(`max new tokens must be an integer >= 0, got ${opts.maxNewTokens}`, { field: 'max-tokens' });
@@ -70,6 +101,8 @@ export class DecodeStepper {
     this.eos = new Set(opts.ignoreEos ? [] : opts.eos);
     this.decoder = opts.tokenizer ? new StreamDecoder(opts.tokenizer, { context: [...(opts.context ?? [])] }) : null;
     this.stop = new StopMatcher(opts.stop ?? []);
+    this.spec = makeDrafter(opts.speculate);
+    this.spec?.drafter.push(opts.history ?? opts.context ?? []);
   }
 
   get done(): boolean { return this.reason !== null; }
@@ -80,19 +113,68 @@ export class DecodeStepper {
     this.t0 ??= performance.now();
     if (this.opts.signal?.aborted) return this.finish('abort');
     if (this.newTokens >= this.opts.maxNewTokens) return this.finish('length');
-    const logits = this.session.logits;
-    if (!logits) throw new StreamlmError('the session has no logits to sample from: prefill it first', { field: 'session' });
-    const id = this.sampler.sample(logits);
+    const queued = this.queue.shift();
+    if (queued !== undefined) return this.emit(queued, true);
+    let id = this.chosen;
+    this.chosen = null;
+    if (id === null) {
+      const logits = this.session.logits;
+      if (!logits) throw new StreamlmError('the session has no logits to sample from: prefill it first', { field: 'session' });
+      id = this.sampler.sample(logits);
+    }
     if (this.eos.has(id)) return this.finish('stop');
+    return this.speculate(id) ? this.emit(id, true) : this.emit(id, false);
+  }
+
+  /**
+   * Drafts tokens to follow `id`, feeds `id` and the draft in one forward, keeps the longest prefix
+   * the backbone agrees with (greedy: its argmax; sampling: the speculative sampling rule, so the
+   * output is distributed as plain sampling) and remembers the backbone's own next token. Returns
+   * false (nothing fed) when there is nothing to draft. Drafts stop two tokens short of the budget,
+   * so the last token is left pending exactly as in plain decoding, and before an EOS token, which
+   * is never fed.
+   */
+  private speculate(id: number): boolean {
+    const s = this.session, spec = this.spec;
+    if (!spec || !s.draft || !s.accept) return false;
+    const k = Math.min(spec.draft, this.opts.maxNewTokens - this.newTokens - 2, (s.draftLimit ?? 0) - 1);
+    if (k < 1) return false;
+    const drafts = spec.drafter.propose(id, k);
+    if (drafts.length === 0) return false;
+    const logits = s.draft([id, ...drafts]);
+    const V = logits.length / (drafts.length + 1);
+    let a = 0;
+    for (; a < drafts.length; a++) {
+      this.proposed[a] = (this.proposed[a] ?? 0) + 1;
+      const t = this.sampler.verify(logits.subarray(a * V, (a + 1) * V), drafts[a]);
+      if (t !== drafts[a] || this.eos.has(t)) { this.chosen = t; break; }
+      this.accepted[a] = (this.accepted[a] ?? 0) + 1;
+    }
+    s.accept(1 + a);
+    this.forwards++;
+    this.fed += 1 + a;
+    const kept = drafts.slice(0, a);
+    spec.drafter.push([id, ...kept]);
+    this.queue = kept;
+    return true;
+  }
+
+  /** Emits a token: text, stop strings, budget; feeds it unless it was fed already. */
+  private emit(id: number, fed: boolean): DecodeStep {
     this.newTokens++;
     const { text, stopped } = this.stop.push(this.decoder ? this.decoder.push(id) : '');
     if (stopped) return { ...this.finish('stop'), id, text };
-    if (this.newTokens >= this.opts.maxNewTokens) {
+    if (!fed && this.newTokens >= this.opts.maxNewTokens) {
       this.session.defer([id]);
       const end = this.finish('length');
       return { id, text: text + end.text, finish: end.finish };
     }
-    this.session.step(id);
+    if (!fed) {
+      this.session.step(id);
+      this.forwards++;
+      this.fed++;
+      this.spec?.drafter.push([id]);
+    }
     return { id, text, finish: null };
   }
 
@@ -110,6 +192,14 @@ export class DecodeStepper {
 
   stats(): DecodeStats {
     const running = this.reason === null && this.t0 !== null;
-    return { newTokens: this.newTokens, decodeMs: running ? performance.now() - this.t0! : this.ms, finishReason: this.reason };
+    const st: DecodeStats = { newTokens: this.newTokens, decodeMs: running ? performance.now() - this.t0! : this.ms, finishReason: this.reason };
+    if (this.spec) {
+      const n = this.proposed.length;
+      st.speculation = {
+        forwards: this.forwards, tokensPerForward: this.forwards ? this.fed / this.forwards : 0,
+        proposed: [...this.proposed], accepted: Array.from({ length: n }, (_, i) => this.accepted[i] ?? 0),
+      };
+    }
+    return st;
   }
 }

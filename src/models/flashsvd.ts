@@ -79,7 +79,7 @@ export function streamingAttention(rt: Runtime, hp: HParams, p: Pass, L: LayerWe
   const c: AttCfg = {
     ldp: pq.r, rq: pq.r, qBias: qkv.bias, kvStride: kvDim, slotPos: kv.slotPos, slotGroup: kv.slotGroup, nSlots: kv.nSlots,
     qPos: p.qPos, nHeads: nH, nKv, headDim: hd, scale: 1 / Math.sqrt(hd), alibi, cos: rope?.cosQ ?? 0, sin: rope?.sinQ ?? 0,
-    rotDim: rope?.rotDim ?? 0, groups: kv.groupOffsets.length, ldo: qDim, window: L.window ?? 0, sinks: L.sinks ?? 0,
+    rotDim: rope?.rotDim ?? 0, groups: kv.groupOffsets.length, ldo: qDim, window: kv.draftView?.maskWindow ?? L.window ?? 0, sinks: L.sinks ?? 0,
   };
   const cfg = rt.alloc(ATT_CFG.length * 4);
   const ci = rt.i32(cfg, ATT_CFG.length), cf = rt.f32(cfg, ATT_CFG.length);

@@ -16,6 +16,13 @@ export interface KVBatch {
   keyPos: readonly number[];      // rotation position of new token m's key (its stream index)
   qPos: readonly number[];        // cache position of new token m (as a query)
   groupOffsets: readonly number[];// query rotation for group g is qPos + groupOffsets[g]
+  /**
+   * A verified draft (speculative decoding) under a window that evicts while it runs: per (group,
+   * row), group-major, the query rotation to use instead of qPos + groupOffsets, and the mask window
+   * (slot visible iff qPos - maskWindow < slotPos <= qPos) that hides from each row the tokens plain
+   * decoding would have evicted by then. See KVCache.appendDraft. Absent for ordinary forwards.
+   */
+  draftView?: { qRot: readonly number[]; maskWindow: number };
 }
 
 /** RoPE tables of one forward: keys (M rows) and queries (G·M rows, group-major), f32 (rows, rotDim/2). */

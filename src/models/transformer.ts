@@ -45,6 +45,12 @@ export class Transformer {
   }
 
   /** Runs the new `tokens` through the model, writing their K/V into the cache slots of `kv`. */
+  /**
+   * Whether a draft's per-row mask (KVBatch.draftView) reproduces plain decoding: not with ALiBi,
+   * whose bias reads slot positions, nor with layers that have a trained window of their own.
+   */
+  get draftMaskable(): boolean { return !this.w.alibiSlopes && this.w.layers.every((L) => !L.window); }
+
   forward(tokens: readonly number[], kv: KVBatch, opts: ForwardOptions = {}): Float32Array {
     const { rt, hp, w } = this;
     const M = tokens.length;
@@ -143,7 +149,7 @@ export class Transformer {
       mem.copyWithin((kv.v[l] + slot * kvDim * 4) / 4, src + kvDim, src + 2 * kvDim);
     }
     rt.run('attention', [b.att, b.qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, p.qPos,
-      M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
+      M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, kv.draftView?.maskWindow ?? L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
     if (b.probs) opts.onAttention!(l, rt.f32(b.probs, M * nH * kv.nSlots).slice());
     this.linear(p.y, b.att, L.o, M, xq, xs);
 
@@ -181,7 +187,8 @@ export class Transformer {
     const G = kv.groupOffsets.length;
     const seqLen = Math.max(...kv.qPos) + 1;
     const [cosK, sinK] = this.ropeTable(M, (m) => kv.keyPos[m], seqLen);
-    const [cosQ, sinQ] = this.ropeTable(G * M, (i) => kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
+    const rot = kv.draftView?.qRot;
+    const [cosQ, sinQ] = this.ropeTable(G * M, (i) => rot ? rot[i] : kv.qPos[i % M] + kv.groupOffsets[Math.floor(i / M)], seqLen);
     return { rotDim: this.hp.position.rotaryDim, cosK, sinK, cosQ, sinQ };
   }
 

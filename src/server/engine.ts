@@ -6,7 +6,8 @@ import { Transcript } from '../chat/transcript.js';
 import { DEFAULT_CHAT_CACHE, prefillChunkOf } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { Sampler, type SamplerOptions } from '../generate/sampler.js';
-import { DecodeStepper, type FinishReason } from '../generate/stepper.js';
+import { DecodeStepper, type FinishReason, type SpeculationStats } from '../generate/stepper.js';
+import { makeDrafter, type SpeculateOptions } from '../generate/speculate.js';
 import type { Model } from '../model.js';
 import type { CacheStats, Session } from '../session.js';
 import { ApiError } from './errors.js';
@@ -26,6 +27,8 @@ export interface EngineOptions {
   chatTemplate?: string;
   /** Called per generated token and per finished turn, for metrics. */
   observer?: EngineObserver;
+  /** Speculative decoding for every turn (default off); see DecodeOptions.speculate. */
+  speculate?: SpeculateOptions;
 }
 
 export interface EngineObserver {
@@ -79,6 +82,8 @@ export interface TurnResult {
   ttftMs: number | null;
   durationMs: number;
   cache: CacheStats;
+  /** Forwards, tokens per forward and acceptance per draft position, when speculation is on. */
+  speculation?: SpeculationStats;
 }
 
 export interface SessionInfo { id: string; busy: boolean; turns: number; idleS: number; cache: CacheStats }
@@ -182,8 +187,11 @@ export class Engine {
   private running = false;
   private closed = false;
   readonly observer: EngineObserver | null;
+  readonly speculate: SpeculateOptions | undefined;
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
+    makeDrafter(opts.speculate);  // checks the options before any request
+    this.speculate = opts.speculate;
     const spec = opts.cache ?? DEFAULT_CHAT_CACHE;
     this.evictChunk = opts.evictChunk ?? 1;
     const policy = parsePolicy(spec, { evictChunk: this.evictChunk });
@@ -361,6 +369,7 @@ export class Engine {
     const stepper = new DecodeStepper(conv.session, {
       maxNewTokens: opts.maxTokens, sampler: opts.sampler, stop: [...opts.stop, ...(opts.input.kind === 'chat' ? this.template.stop : [])],
       eos: this.eos, ignoreEos: opts.ignoreEos, tokenizer: this.model.tokenizer, context: feed.slice(-4), signal: opts.signal,
+      speculate: this.speculate, history: [...conv.session.cache.book.tokens(), ...feed],
     });
     const job: Job = {
       conv, feed, fed: 0, stepper, reply: '', chat: opts.input.kind === 'chat', signal: opts.signal, out,
@@ -500,6 +509,8 @@ export class Engine {
       finishReason: reason, promptTokens: job.feed.length, completionTokens: job.stepper.stats().newTokens, ttftMs: job.ttftMs,
       durationMs: c.lastUsed - job.t0, cache: c.session.stats(),
     };
+    const sp = job.stepper.stats().speculation;
+    if (sp) result.speculation = sp;
     if (c.id === null) this.discard(c);
     else if (this.waiters.length > 0) { const kv = this.dropIdle(); if (kv) this.releaseCache(kv); }
     this.observer?.turn(result);

@@ -10,6 +10,7 @@ import { Engine, type EngineOptions, type Turn, type TurnInfo, type TurnResult }
 import { corsPolicy } from './cors.js';
 import { ApiError } from './errors.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
+import { speculationMetrics, speculationUsage } from './speculation.js';
 import { chatPage } from './page.js';
 import { parseChatRequest, parseCompletionRequest, parseSessionId, type ApiRequest, type Limits } from './validate.js';
 
@@ -81,6 +82,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     throw new StreamlmError(`default max tokens must be an integer in [1, ${limits.maxTokens}], got ${limits.defaultMaxTokens}`, { field: '--max-tokens' });
   }
   const m = buildMetrics();
+  const specMetrics = speculationMetrics(m.registry);
   const engine = new Engine(model, {
     ...opts,
     observer: {
@@ -91,6 +93,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         m.generatedTokens.inc(r.completionTokens);
         if (r.ttftMs !== null) m.ttft.observe(r.ttftMs / 1000);
         m.duration.observe(r.durationMs / 1000);
+        specMetrics(r.speculation);
       },
       drop: () => m.drops.inc(),
     },
@@ -200,8 +203,9 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     else await collectTurn(r, res, turn, head, headers);
   };
 
-  const usageOf = (t: TurnResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number } =>
-    ({ prompt_tokens: t.promptTokens, completion_tokens: t.completionTokens, total_tokens: t.promptTokens + t.completionTokens });
+  const usageOf = (t: TurnResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number; speculation?: ReturnType<typeof speculationUsage> } =>
+    ({ prompt_tokens: t.promptTokens, completion_tokens: t.completionTokens, total_tokens: t.promptTokens + t.completionTokens,
+      ...(t.speculation ? { speculation: speculationUsage(t.speculation) } : {}) });
 
   const streamTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>): Promise<void> => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...headers });

@@ -1,0 +1,34 @@
+import { StreamlmError } from '../errors.js';
+import { NgramDrafter, type Drafter } from './ngram.js';
+
+/** `ngram`: prompt lookup in the stream's own tokens; `mctp`: the model's MCTP heads; `auto`: mctp when the model has heads, else ngram. */
+export type SpeculateMode = 'ngram' | 'mctp' | 'auto' | 'off';
+export const SPECULATE_MODES: readonly SpeculateMode[] = ['ngram', 'mctp', 'auto', 'off'];
+export const DEFAULT_DRAFT = 4;
+
+export interface SpeculateOptions {
+  /** Default `off`. */
+  mode?: SpeculateMode;
+  /** Tokens drafted per backbone forward at most (default 4). */
+  draft?: number;
+  /** A drafter of your own instead of the mode's (tests, experiments); its proposals are verified like any other. */
+  drafter?: Drafter;
+}
+
+/** Checks the options (naming the flag) and builds the drafter, or null for `off`. */
+export function makeDrafter(opts: SpeculateOptions | undefined, hasHeads = false): { drafter: Drafter; draft: number } | null {
+  const mode = opts?.mode ?? 'off';
+  if (!SPECULATE_MODES.includes(mode)) throw new StreamlmError(`--speculate must be one of ${SPECULATE_MODES.join(', ')}, got '${String(mode)}'`, { field: 'speculate' });
+  const draft = opts?.draft ?? DEFAULT_DRAFT;
+  if (!Number.isInteger(draft) || draft < 1 || draft > 64) throw new StreamlmError(`--draft must be an integer in 1..64, got ${String(opts?.draft)}`, { field: 'draft' });
+  if (opts?.drafter) return { drafter: opts.drafter, draft };
+  if (mode === 'off') return null;
+  if (mode === 'mctp' && !hasHeads) throw new StreamlmError('--speculate mctp needs MCTP heads (mctp.safetensors and an mctp entry in config.json) beside the model; this model has none (use ngram or auto)', { field: 'speculate' });
+  return { drafter: new NgramDrafter(), draft };
+}
+
+/** Parses the CLI's `--speculate` value. */
+export function parseSpeculateMode(v: string): SpeculateMode {
+  if (!(SPECULATE_MODES as readonly string[]).includes(v)) throw new StreamlmError(`--speculate must be one of ${SPECULATE_MODES.join(', ')}, got '${v}'`, { field: 'speculate' });
+  return v as SpeculateMode;
+}

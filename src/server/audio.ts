@@ -85,7 +85,9 @@ export class ChatVoice {
   private readonly pump: Promise<void>;
 
   constructor(synth: Synthesizer, audio: ChatAudio, private readonly send: (delta: Record<string, unknown>) => void) {
-    const stream = new SpeechStream(synth, { voice: audio.voice });
+    // Two words are enough to start speaking: the first audio then follows the first token by a
+    // couple of tokens; later phrases are whole sentences, made while the first one plays.
+    const stream = new SpeechStream(synth, { voice: audio.voice, firstWords: 2 });
     this.stream = stream;
     this.pump = (async () => {
       for await (const c of stream) send({ audio: { id: this.id.id, data: b64(c.pcm) } });

@@ -219,7 +219,8 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     ({ prompt_tokens: t.promptTokens, completion_tokens: t.completionTokens, total_tokens: t.promptTokens + t.completionTokens });
 
   const streamTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>, synth: Synthesizer | null): Promise<void> => {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...headers });
+    const audioHeaders: Record<string, string> = synth ? { 'X-Sample-Rate': String(synth.sampleRate) } : {};
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...headers, ...audioHeaders });
     res.flushHeaders();
     const usage = r.includeUsage ? { usage: null } : {};
     const send = (o: unknown): void => { if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(o)}\n\n`); };

@@ -6,11 +6,16 @@
 const LAYERS = [
   // errors.ts is the floor: every layer may throw a StreamlmError.
   { name: 'errors', path: '^src/errors\\.ts$', what: 'src/errors.ts' },
-  // The tokenizer reads tokenizer.json and knows no model: it sits beside the runtime.
-  { name: 'runtime', path: ['^src/runtime/', '^src/tokenizer\\.ts$'], what: 'src/runtime, src/tokenizer.ts' },
+  // The tokenizers read tokenizer.json or a GGUF vocabulary and know no model: they sit beside the
+  // runtime, as do the platform seams (files, workers, kernel bytes) that the runtime is built on.
+  {
+    name: 'runtime',
+    path: ['^src/runtime/', '^src/platform/', '^src/tokenizer(-gguf)?\\.ts$'],
+    what: 'src/runtime, src/platform, src/tokenizer.ts, src/tokenizer-gguf.ts',
+  },
   { name: 'models', path: '^src/models/', what: 'src/models' },
   { name: 'cache', path: '^src/cache/', what: 'src/cache' },
-  { name: 'session', path: '^src/(session|model)\\.ts$', what: 'src/session.ts, src/model.ts' },
+  { name: 'session', path: '^src/(session|model|defaults|fingerprint)\\.ts$', what: 'src/session.ts, src/model.ts, src/defaults.ts, src/fingerprint.ts' },
   // Users of a loaded model; they may import each other (chat uses generate), never what is above.
   {
     name: 'apps',
@@ -18,19 +23,12 @@ const LAYERS = [
     what: 'src/generate, src/eval, src/chat, src/lowrank, src/export, src/speech',
   },
   // The front ends and the package entry; nothing in the engine imports them (rule engine-knows-no-front-end).
-  { name: 'front', path: ['^src/(server|cli)/', '^src/index\\.ts$'], what: 'src/server, src/cli, src/index.ts' },
+  // src/browser is the browser package entry (streamlm/browser) and its page: a front end like the CLI.
+  { name: 'front', path: ['^src/(server|cli|browser)/', '^src/index\\.ts$'], what: 'src/server, src/cli, src/browser, src/index.ts' },
 ];
 
 const list = (p) => (Array.isArray(p) ? p : [p]);
 
-// TODO(issue 10): the low-rank forward is being folded into src/models as a kind of linear; until
-// that lands, models/transformer.ts and models/weights.ts still import src/lowrank. The lead removes
-// this exception (and LOWRANK_CYCLE) after merging that work.
-const LOWRANK_EXCEPTION = {
-  from: '^src/models/(transformer|weights)\\.ts$',
-  to: '^src/lowrank/(forward|format)\\.ts$',
-};
-const LOWRANK_CYCLE = '^src/(models/transformer|lowrank/forward)\\.ts$';
 
 function layerRules() {
   const rules = [];
@@ -47,18 +45,9 @@ function layerRules() {
       from: { path: list(layer.path) },
       to: {
         path: above.flatMap((l) => list(l.path)),
-        ...(layer.name === 'models' ? { pathNot: LOWRANK_EXCEPTION.to } : {}),
       },
     });
   }
-  // The exception is for those two files only: any other src/models file importing src/lowrank fails.
-  rules.push({
-    name: 'layer-models-lowrank',
-    severity: 'error',
-    comment: 'src/models (layer "models") imports src/lowrank; only the two files being fixed under issue 10 may.',
-    from: { path: '^src/models/', pathNot: LOWRANK_EXCEPTION.from },
-    to: { path: '^src/lowrank/' },
-  });
   return rules;
 }
 
@@ -77,10 +66,17 @@ module.exports = {
         circular: true,
         dependencyTypesNot: ['type-only'],
         viaOnly: { dependencyTypesNot: ['type-only'] },
-        via: { pathNot: LOWRANK_CYCLE },
       },
     },
     ...layerRules(),
+    // Every module of src/ sits in a layer: a new file or folder is placed in LAYERS before it imports anything.
+    {
+      name: 'file-in-no-layer',
+      severity: 'error',
+      comment: 'A module of src/ in no layer imports something: add its folder to LAYERS in .dependency-cruiser.cjs and docs/design.md.',
+      from: { path: '^src/', pathNot: [...LAYERS.flatMap((l) => list(l.path)), '^src/kernels/'] },
+      to: {},
+    },
     {
       name: 'family-knows-no-policy',
       severity: 'error',

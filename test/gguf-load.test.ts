@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
+import { exportGguf } from '../src/export/gguf.js';
 import { loadModel, type Model } from '../src/model.js';
 import { StreamlmError } from '../src/errors.js';
 import { fixtureDir, hasFixture, readReference, relErr } from './helpers/fixtures.js';
@@ -36,7 +36,7 @@ async function withModel<R>(path: string, f: (m: Model) => R | Promise<R>, dtype
  * models' logits by up to 0.3%. q8_0: 8-bit weights and, in the int8 matmul, 8-bit activations;
  * the same 8e-2 bound as test/parity.test.ts's load-time q8_0.
  */
-const TOL: Record<GgufDtype, number> = { f32: 1e-5, f16: 5e-3, q8_0: 8e-2 };
+const TOL = { f32: 1e-5, f16: 5e-3, q8_0: 8e-2 } as const;
 
 for (const name of ['llama', 'qwen2', 'mistral', 'llama-bf16', 'llama-rope-linear']) {
   test(`${name}: HF dir -> our exporter -> GGUF gives the HF directory's logits (f32, f16, q8_0)`, { skip: !hasFixture(name) && 'fixture not generated' }, async () => {

@@ -1,5 +1,6 @@
 // Server edges a new user hit (issue 11, item 8): media types, CORS, the favicon, the page's
 // display of a reply, and a server started through npx outliving npm.
+import { runInNewContext } from 'node:vm';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -101,7 +102,7 @@ test('the page shows a reply without the leading space of its first token; the t
   const page = chatPage('m', 'sink:4+60');
   // The page runs the same function on what it displays, and sends back `reply` untrimmed.
   const src = /const shown = (.*);\n/.exec(page)![1];
-  const shown = new Function(`return (${src});`)() as (t: string) => string;
+  const shown = runInNewContext(`(${src})`) as (t: string) => string;
   assert.equal(shown(' Hello'), 'Hello');
   assert.match(page, /out\.textContent = shown\(reply\)/);
   assert.match(page, /messages\.push\(\{ role: 'assistant', content: reply \}\)/);

@@ -36,7 +36,7 @@ after(async () => {
  * detokenizer and the stop matcher the server runs: argmax per step, stop at EOS, and the text
  * decoded once at the end (after the prompt's last 4 tokens, as a streaming decoder shows it).
  */
-async function reference(promptIds: number[], maxNewTokens: number, cache = CACHE_A): Promise<{ ids: number[]; text: string }> {
+function reference(promptIds: number[], maxNewTokens: number, cache = CACHE_A): { ids: number[]; text: string } {
   const s = model.session({ cache });
   const eos = new Set(model.eosTokenIds);
   const ids: number[] = [];
@@ -143,7 +143,7 @@ test('GET /v1/models, /health, and the openai client lists the model', async () 
 test('chat completion through the openai client equals plain greedy decoding of the rendered prompt, streamed and not', async () => {
   const messages = [{ role: 'system' as const, content: 'You are terse.' }, { role: 'user' as const, content: 'Tell me about the sea.' }];
   const ids = model.tokenizer!.encode(fallback().render(messages, true), { addSpecialTokens: true });
-  const want = await reference(ids, 12);
+  const want = reference(ids, 12);
   const r = await a.chat.completions.create({ model: 'llama', messages, max_tokens: 12, temperature: 0 });
   assert.equal(r.object, 'chat.completion');
   assert.equal(r.choices[0].message.role, 'assistant');
@@ -171,7 +171,7 @@ test('chat completion through the openai client equals plain greedy decoding of 
 
 test('completions, streamed and not, equal plain greedy decoding; token-id prompts work', async () => {
   const prompt = 'Once upon a time';
-  const want = await reference(model.encode(prompt), 10);
+  const want = reference(model.encode(prompt), 10);
   const r = await a.completions.create({ model: 'llama', prompt, max_tokens: 10, temperature: 0 });
   assert.equal(r.object, 'text_completion');
   assert.equal(r.choices[0].text, want.text);
@@ -220,7 +220,7 @@ test('SSE framing is exactly OpenAI chunks ending with data: [DONE]', async () =
 test('a session keeps its cache across turns: the next turn appends only the new messages', async () => {
   const m1 = [{ role: 'user' as const, content: 'The first question is about ships.' }];
   const ids1 = model.tokenizer!.encode(fallback().render(m1, true), { addSpecialTokens: true });
-  const want1 = await reference(ids1, 8);
+  const want1 = reference(ids1, 8);
   const { data: r1, response: h1 } = await a.chat.completions.create({ model: 'llama', messages: m1, max_tokens: 8, temperature: 0 }, { headers: { 'X-Session-Id': 'turns' } }).withResponse();
   assert.equal(r1.choices[0].message.content, want1.text);
   assert.equal(h1.headers.get('x-session-status'), 'new');
@@ -229,7 +229,7 @@ test('a session keeps its cache across turns: the next turn appends only the new
   const m2 = [...m1, { role: 'assistant' as const, content: r1.choices[0].message.content! }, { role: 'user' as const, content: 'And the second?' }];
   const delta = model.tokenizer!.encode('\n\nUser: And the second?\n\nAssistant:', { addSpecialTokens: false });
   // The cache holds ids1 and the first 7 replies; the 8th was sampled but not fed, so it goes first.
-  const want2 = await reference([...ids1, ...want1.ids, ...delta], 8);
+  const want2 = reference([...ids1, ...want1.ids, ...delta], 8);
   const body2 = { model: 'llama', messages: m2, max_tokens: 8, temperature: 0, session: 'turns' };
   const { data: r2, response: h2 } = await a.chat.completions.create(body2 as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
   assert.equal(h2.headers.get('x-session-status'), 'continued');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { loadModel, type Model } from '../src/model.js';
+import { loadModel } from '../src/model.js';
 import type { Session } from '../src/session.js';
 import { StreamlmError } from '../src/errors.js';
 import { SlotBook } from '../src/cache/book.js';
@@ -207,7 +207,7 @@ test('property: snapshot → restore → snapshot is byte-identical after random
       fc.array(fc.integer({ min: 2, max: 300 }), { minLength: 1, maxLength: 3 }).map((ids) => ({ defer: ids })),
     ), { minLength: 1, maxLength: 8 });
     const specArb = fc.constantFrom('sink:4+16', 'window:10', 'sink:1+9', 'recompute:8', 'dense');
-    await fc.assert(fc.asyncProperty(specArb, fc.integer({ min: 1, max: 4 }), feedArb, async (cache, evictChunk, ops) => {
+    fc.assert(fc.property(specArb, fc.integer({ min: 1, max: 4 }), feedArb, (cache, evictChunk, ops) => {
       const s = model.session({ cache, evictChunk, prefillChunk: 8, maxTokens: 200 });
       try {
         s.prefill([5]);

@@ -1,3 +1,4 @@
+import { checkOutputFile } from './files.js';
 import { StreamlmError } from '../errors.js';
 import { exportGguf, GGUF_TYPES, type GgufDtype } from '../export/gguf.js';
 import { parseFlags, str } from './args.js';
@@ -8,11 +9,11 @@ Writes the Hugging Face model in DIR (Llama, Mistral or Qwen2) as one GGUF file 
 biases stay f32. Rows that cannot hold TYPE's blocks fall back per tensor, as llama.cpp does.
   --type   ${GGUF_TYPES.join(', ')}`;
 
-export async function runQuantize(argv: string[]): Promise<void> {
+export function runQuantize(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {
     model: { type: 'string' }, out: { type: 'string' }, type: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, 'quantize');
-  if (flags.help) { console.log(HELP); return; }
+  if (flags.help) { console.log(HELP); return Promise.resolve(); }
   const model = str(flags, 'model');
   if (!model) throw new StreamlmError('a model directory is required', { field: '--model' });
   const out = str(flags, 'out');
@@ -21,6 +22,7 @@ export async function runQuantize(argv: string[]): Promise<void> {
   const type = str(flags, 'type');
   if (!type) throw new StreamlmError(`a type is required (${GGUF_TYPES.join(', ')})`, { field: '--type' });
   if (!(GGUF_TYPES as readonly string[]).includes(type)) throw new StreamlmError(`expected one of ${GGUF_TYPES.join(', ')}, got '${type}'`, { field: '--type' });
+  checkOutputFile(out, '--out');
   const t0 = performance.now();
   const r = exportGguf(model, out, {
     dtype: type as GgufDtype,
@@ -31,4 +33,5 @@ export async function runQuantize(argv: string[]): Promise<void> {
   console.error(`[streamlm] wrote ${r.file}: ${r.tensors} tensors (${counts}), ${(r.dataBytes / 1e6).toFixed(2)} MB of weights in ${seconds.toFixed(1)} s`);
   for (const f of r.fallbacks) console.error(`[streamlm]   ${f.name}: ${f.reason}`);
   if (flags.json) console.log(JSON.stringify({ ...r, seconds }));
+  return Promise.resolve();
 }

@@ -1,7 +1,6 @@
 // `streamlm web`: serves the browser build (dist/browser) and one model folder as static files with
 // the cross-origin isolation headers that let the page's workers share memory. Node only serves
 // files: the model runs in the page (src/browser/page).
-import { StreamlmError } from '../errors.js';
 import { num, parseFlags, str } from './args.js';
 import { defaultModelDir } from './common.js';
 import { startWebServer } from '../server/static.js';

@@ -58,7 +58,7 @@ export function vocabFromHf(hfDir: string, vocabSize: number, config: Obj): Gguf
     throw new StreamlmError(`model type ${JSON.stringify(model?.type)} is not exported to GGUF (byte-level BPE is)`, { file, field: 'model.type' });
   }
   const pre = preName((tj.pre_tokenizer ?? null) as Obj | null, file);
-  const tokens: (string | undefined)[] = new Array(vocabSize);
+  const tokens = new Array<string | undefined>(vocabSize);
   const types = new Int32Array(vocabSize).fill(1);
   const place = (tok: string, id: number): void => {
     if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) throw new StreamlmError(`token ${JSON.stringify(tok)} has id ${id}, outside the model's ${vocabSize} embeddings`, { file });

@@ -21,8 +21,9 @@ const C = memory.data<u8>([
   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,                     // 96
   32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,     // 112
   48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48,     // 128: 0x30
+  16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16,     // 144: 0x10
 ], 16);
-const C_15: usize = 64, C_1: usize = 80, C_32: usize = 112, C_48: usize = 128;
+const C_15: usize = 64, C_32: usize = 112, C_48: usize = 128, C_16: usize = 144;
 /** int16 lanes of 15. */
 const C16 = memory.data<u8>([15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0], 16);
 
@@ -96,40 +97,45 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   return v128.or(v128.or(lo, nib), top);
 }
 
+/** Bit j of every qh byte moved to bit 4 (0x10), by a shift on int16 lanes and a mask. */
+// @ts-ignore: decorator
+@inline function bit5(h: v128, j: i32): v128 {
+  const s = j < 4 ? i16x8.shl(h, 4 - j) : j == 4 ? h : i16x8.shr_u(h, j - 4);
+  return v128.and(s, v128.load(C + C_16));
+}
+
+/**
+ * Run i (0..3) of a q4_K/q5_K super-block: sub-blocks 2i (low nibbles) and 2i+1 (high nibbles),
+ * each integer dot product times its 6-bit scale (s0, s1). `bits` and `i` are constants at every call site.
+ */
+// @ts-ignore: decorator
+@inline function run45(bits: i32, i: i32, wb: usize, xb: usize, s0: i32, s1: i32, h0: v128, h1: v128): v128 {
+  const q = wb + <usize>(bits == 4 ? 16 : 48) + (<usize>i << 5);
+  const v0 = v128.load(q), v1 = v128.load(q, 16), m15 = v128.load(C + C_15);
+  let a0 = v128.and(v0, m15), a1 = v128.and(v1, m15);
+  let c0 = v128.and(i16x8.shr_u(v0, 4), m15), c1 = v128.and(i16x8.shr_u(v1, 4), m15);
+  if (bits == 5) {
+    a0 = v128.or(a0, bit5(h0, 2 * i)); a1 = v128.or(a1, bit5(h1, 2 * i));
+    c0 = v128.or(c0, bit5(h0, 2 * i + 1)); c1 = v128.or(c1, bit5(h1, 2 * i + 1));
+  }
+  const xp = xb + (<usize>i << 6);
+  return i32x4.add(i32x4.mul(dot32(xp, a0, a1), i32x4.splat(s0)), i32x4.mul(dot32(xp + 32, c0, c1), i32x4.splat(s1)));
+}
+
 /** One q4_K (bits 4) or q5_K (bits 5) row against one activation row. */
 // @ts-ignore: decorator
 @inline function rowQ45K(bits: i32, xq: usize, xs: usize, w: usize, nb: i32): f32 {
-  const bb = <usize>(bits == 4 ? 144 : 176), qs0 = <usize>(bits == 4 ? 16 : 48);
+  const bb = <usize>(bits == 4 ? 144 : 176);
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * bb, xb = xq + (<usize>b << 8), rec = xs + <usize>b * XS_REC;
     const scm = scales6(v128.load(wb, 4));
-    let isum = i32x4.splat(0);
     const h0 = bits == 5 ? v128.load(wb, 16) : i32x4.splat(0), h1 = bits == 5 ? v128.load(wb, 32) : i32x4.splat(0);
-    for (let i = 0; i < 4; i++) {
-      const q = wb + qs0 + (<usize>i << 5);
-      const v0 = v128.load(q), v1 = v128.load(q, 16);
-      const m15 = v128.load(C + C_15);
-      let a0 = v128.and(v0, m15), a1 = v128.and(v1, m15);
-      let c0 = i8x16.shr_u(v0, 4), c1 = i8x16.shr_u(v1, 4);
-      const j = i << 1;
-      if (bits == 5) {
-        const one = v128.load(C + C_1);
-        a0 = v128.or(a0, i8x16.shl(v128.and(i8x16.shr_u(h0, j), one), 4));
-        a1 = v128.or(a1, i8x16.shl(v128.and(i8x16.shr_u(h1, j), one), 4));
-        c0 = v128.or(c0, i8x16.shl(v128.and(i8x16.shr_u(h0, j + 1), one), 4));
-        c1 = v128.or(c1, i8x16.shl(v128.and(i8x16.shr_u(h1, j + 1), one), 4));
-      }
-      // Lane j of scm is sc[j]; swizzle can't take a variable index cheaply, so four cases.
-      let s0: i32, s1: i32;
-      if (i == 0) { s0 = i8x16.extract_lane_u(scm, 0); s1 = i8x16.extract_lane_u(scm, 1); }
-      else if (i == 1) { s0 = i8x16.extract_lane_u(scm, 2); s1 = i8x16.extract_lane_u(scm, 3); }
-      else if (i == 2) { s0 = i8x16.extract_lane_u(scm, 4); s1 = i8x16.extract_lane_u(scm, 5); }
-      else { s0 = i8x16.extract_lane_u(scm, 6); s1 = i8x16.extract_lane_u(scm, 7); }
-      const xp = xb + (<usize>i << 6);
-      isum = i32x4.add(isum, i32x4.mul(dot32(xp, a0, a1), i32x4.splat(s0)));
-      isum = i32x4.add(isum, i32x4.mul(dot32(xp + 32, c0, c1), i32x4.splat(s1)));
-    }
+    const isum = i32x4.add(
+      i32x4.add(run45(bits, 0, wb, xb, i8x16.extract_lane_u(scm, 0), i8x16.extract_lane_u(scm, 1), h0, h1),
+        run45(bits, 1, wb, xb, i8x16.extract_lane_u(scm, 2), i8x16.extract_lane_u(scm, 3), h0, h1)),
+      i32x4.add(run45(bits, 2, wb, xb, i8x16.extract_lane_u(scm, 4), i8x16.extract_lane_u(scm, 5), h0, h1),
+        run45(bits, 3, wb, xb, i8x16.extract_lane_u(scm, 6), i8x16.extract_lane_u(scm, 7), h0, h1)));
     // Σ m[j]·Σxq[j]: the mins as int16 against the record's int16 sub-block sums.
     const mins = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(scm), v128.load(rec, 4));
     const dx = load<f32>(rec);

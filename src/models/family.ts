@@ -1,7 +1,6 @@
 import type { TensorInfo } from '../runtime/safetensors.js';
 import type { Fields, HParams } from './config.js';
-import type { ModelWeights } from './transformer.js';
-import type { WeightLoader } from './weights.js';
+import type { ModelWeights, WeightLoader } from './weights.js';
 
 /**
  * Everything the engine knows about one model family, in one record (families/*.ts). registry.ts

@@ -7,7 +7,8 @@
 import type { Runtime } from '../runtime/runtime.js';
 import type { HParams } from './config.js';
 import { isF32, type Linear, type LowRankLinear } from './linear.js';
-import type { LayerWeights, Pass } from './transformer.js';
+import type { Pass } from './pass.js';
+import type { LayerWeights } from './weights.js';
 
 /** Below this many tokens (decode) the activations are tiny and the dense GEMMs parallelize better. */
 export const STREAM_MIN_TOKENS = 16;

@@ -4,44 +4,11 @@ import type { HParams } from './config.js';
 import { canStreamBlock, STREAM_MIN_TOKENS, streamingAttention, streamingFfn } from './flashsvd.js';
 import { runLinear, type Linear, type LinearScratch } from './linear.js';
 import { ropeFrequencies } from './rope.js';
-import type { Embedding, LowRankMode, Norm } from './weights.js';
+import type { KVBatch, Pass, RopeTables } from './pass.js';
+import type { LayerWeights, LowRankMode, ModelWeights, Norm } from './weights.js';
 
-export interface LayerWeights {
-  norm1: Norm;
-  norm2: Norm | null;  // null when attention and MLP share norm1 (parallel_shared_norm)
-  qkv: Linear;         // (qDim + 2·kvDim, hidden): rows are [q heads; k heads; v heads]
-  o: Linear;           // (hidden, qDim)
-  up: Linear;          // gated: (2·F, hidden) rows [gate; up]; plain: (F, hidden)
-  down: Linear;        // (hidden, F)
-  /** Attention window W: a query at position q sees keys at q − W < p ≤ q. Absent or 0: the whole cache. */
-  window?: number;
-  /** Learned per-head sink logits, f32 (numHeads): an extra exp(s_h) in the softmax denominator (gpt-oss). 0 or absent: none. */
-  sinks?: number;
-}
-
-export interface ModelWeights {
-  embed: Embedding;     // (vocab, hidden)
-  layers: LayerWeights[];
-  finalNorm: Norm;
-  lmHead: Linear;       // (vocab, hidden), may share memory with embed
-  alibiSlopes: number;  // (numHeads) f32, 0 unless ALiBi
-}
-
-/**
- * Where the new tokens' keys and values go and which positions everyone sees. Filled by the cache
- * layer; the model never knows which eviction policy produced it.
- */
-export interface KVBatch {
-  k: readonly number[];           // per layer, (slots, kvDim) f32
-  v: readonly number[];
-  nSlots: number;                 // physical slots the kernel scans
-  slotPos: number;                // i32 (slots): cache position of each slot, EMPTY_POS if empty
-  slotGroup: number;              // i32 (slots): rotation group of each slot
-  writeSlots: readonly number[];  // physical slot of new token m
-  keyPos: readonly number[];      // rotation position of new token m's key (its stream index)
-  qPos: readonly number[];        // cache position of new token m (as a query)
-  groupOffsets: readonly number[];// query rotation for group g is qPos + groupOffsets[g]
-}
+export type { KVBatch } from './pass.js';
+export type { LayerWeights, ModelWeights } from './weights.js';
 
 export interface ForwardOptions {
   /** Logits for every new token, or only the last (default). */
@@ -52,21 +19,6 @@ export interface ForwardOptions {
 
 /** How each block runs its projections, fixed at load. */
 export type BlockPath = 'dense' | 'streaming' | 'auto';
-
-/** RoPE tables of one forward: keys (M rows) and queries (G·M rows, group-major), f32 (rows, rotDim/2). */
-export interface RopeTables { rotDim: number; cosK: number; sinK: number; cosQ: number; sinQ: number }
-
-/** The state of one forward call that every block reads: the residual stream and what the prologue built. */
-export interface Pass {
-  M: number;
-  kv: KVBatch;
-  x: number;              // residual stream (M, H)
-  h: number;              // normed input, (M, max(H, qDim))
-  y: number;              // a block's projected output (M, H)
-  qPos: number;           // i32 (M)
-  rope: RopeTables | null;
-  lin: LinearScratch;
-}
 
 const EMBED = { f32: 'embed_f32', f16: 'embed_f16', bf16: 'embed_bf16' } as const;
 

@@ -20,6 +20,30 @@ export type LowRankMode = 'auto' | 'materialized' | 'streaming';
 
 export interface Norm { w: number; b: number } // (K) f32 each, 0 = absent
 
+/** One block's weights, as a family's loader wires them. */
+export interface LayerWeights {
+  norm1: Norm;
+  norm2: Norm | null;  // null when attention and MLP share norm1 (parallel_shared_norm)
+  qkv: Linear;         // (qDim + 2·kvDim, hidden): rows are [q heads; k heads; v heads]
+  o: Linear;           // (hidden, qDim)
+  up: Linear;          // gated: (2·F, hidden) rows [gate; up]; plain: (F, hidden)
+  down: Linear;        // (hidden, F)
+  /** Attention window W: a query at position q sees keys at q − W < p ≤ q. Absent or 0: the whole cache. */
+  window?: number;
+  /** Learned per-head sink logits, f32 (numHeads): an extra exp(s_h) in the softmax denominator (gpt-oss). 0 or absent: none. */
+  sinks?: number;
+}
+
+/** Everything the forward pass reads. */
+export interface ModelWeights {
+  embed: Embedding;     // (vocab, hidden)
+  layers: LayerWeights[];
+  finalNorm: Norm;
+  lmHead: Linear;       // (vocab, hidden), may share memory with embed
+  alibiSlopes: number;  // (numHeads) f32, 0 unless ALiBi
+}
+
+
 /** An embedding table kept in the checkpoint's dtype, gathered row by row to f32. */
 export interface Embedding { dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number }
 

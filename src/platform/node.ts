@@ -78,12 +78,12 @@ main(workerData, () => parentPort.postMessage('ready'));
   return { ready, terminate: async () => { await w.terminate(); } };
 }
 
-async function kernels(): Promise<Uint8Array> {
+function kernels(): Promise<Uint8Array> {
   const url = new URL('../../build/kernels.wasm', import.meta.url);
   try {
-    return new Uint8Array(readFileSync(url));
+    return Promise.resolve(new Uint8Array(readFileSync(url)));
   } catch {
-    throw new StreamlmError('not found; run `npm run build:kernels`', { file: url.pathname });
+    return Promise.reject(new StreamlmError('not found; run `npm run build:kernels`', { file: url.pathname }));
   }
 }
 

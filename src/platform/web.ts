@@ -92,7 +92,7 @@ self.onmessage = (e) => { self.onmessage = null; main(e.data, () => postMessage(
     w.onerror = (e) => reject(new Error(`worker ${init.tid} failed to start: ${e.message}`));
   });
   w.postMessage(init);
-  return { ready, terminate: async () => { w.terminate(); } };
+  return { ready, terminate: () => { w.terminate(); return Promise.resolve(); } };
 }
 
 const noPaths = (what: string): never => {

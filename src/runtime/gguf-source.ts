@@ -78,7 +78,7 @@ export class GgufMeta {
   numbers(key: string, len: number): Float64Array {
     const v = this.h.metadata.get(key);
     if (!ArrayBuffer.isView(v) || v instanceof BigInt64Array || v instanceof BigUint64Array) throw this.err(key, `expected a numeric array, got ${describe(v)}`);
-    const a = v as Exclude<typeof v, BigInt64Array | BigUint64Array>;
+    const a = v;
     if (a.length !== len) throw this.err(key, `has ${a.length} entries, but the vocabulary has ${len} tokens`);
     return Float64Array.from(a);
   }

@@ -201,12 +201,12 @@ function readArray(c: Cursor, what: string, depth: number): GgufValue {
   }
   const n = c.count(`${what}: array length`, FIXED[itemType] ?? 8);
   if (itemType === GgufValueType.STRING) {
-    const out: string[] = new Array(n);
+    const out = new Array<string>(n);
     for (let i = 0; i < n; i++) out[i] = c.str(`${what}[${i}]`);
     return out;
   }
   if (itemType === GgufValueType.ARRAY) {
-    const out: GgufValue[] = new Array(n);
+    const out = new Array<GgufValue>(n);
     for (let i = 0; i < n; i++) out[i] = readArray(c, `${what}[${i}]`, depth + 1);
     return out as GgufValue[][];
   }

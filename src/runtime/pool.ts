@@ -141,7 +141,7 @@ export class Pool {
     const failed = Atomics.exchange(ctl, FAILED, 0);
     // Which thread ran the bad chunk is chance, so both paths give the same kind of error.
     if (error !== undefined) {
-      throw new StreamlmError(`kernel ${op} failed on thread 0: ${error instanceof Error ? error.message : String(error)}`, { field: 'Runtime.run' });
+      throw new StreamlmError(`kernel ${op} failed on thread 0: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { field: 'Runtime.run' });
     }
     if (failed) throw new StreamlmError(`kernel ${op} failed on thread ${failed - 1} (see stderr)`, { field: 'Runtime.run' });
   }

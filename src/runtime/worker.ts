@@ -3,7 +3,7 @@
 // file so that workers start in tens of milliseconds from src/ (tests under tsx, which Node 20 does
 // not apply inside workers), dist/ and the browser bundle alike; the helpers it needs are spliced in
 // from their (self-contained) compiled functions.
-import { ARGS_BYTE, CLAIM, DONE, FAILED, GEN, MAX_ARGS, NAP, OP, QUIT, RAN, SLEEPERS, SPIN_MS, STALL, awaitChange, claimChunk, type WorkerInit } from './control.js';
+import { ARGS_BYTE, CLAIM, DONE, FAILED, GEN, MAX_ARGS, NAP, OP, QUIT, RAN, SLEEPERS, SPIN_MS, STALL, awaitChange, claimChunk } from './control.js';
 import { OP_NAMES, PARALLEL_OPS, callParallel } from './kernels.js';
 
 /** `init`: WorkerInit (control.ts). The worker calls `ready()` once its kernels are instantiated. */

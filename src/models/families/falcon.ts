@@ -1,7 +1,6 @@
 import { activation, common, Fields, heads, kvHeads, rope, type HParams, type Obj } from '../config.js';
 import type { Family } from '../family.js';
-import type { LayerWeights, ModelWeights } from '../transformer.js';
-import type { WeightLoader } from '../weights.js';
+import type { LayerWeights, ModelWeights, WeightLoader } from '../weights.js';
 import { qkvRowMap } from './qkv.js';
 
 /** Falcon (RW): multi-query or grouped attention, parallel blocks, RoPE or ALiBi. */

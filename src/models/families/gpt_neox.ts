@@ -1,7 +1,6 @@
 import { activation, common, Fields, heads, rope, type HParams } from '../config.js';
 import type { Family } from '../family.js';
-import type { LayerWeights, ModelWeights } from '../transformer.js';
-import type { WeightLoader } from '../weights.js';
+import type { LayerWeights, ModelWeights, WeightLoader } from '../weights.js';
 import { qkvRowMap } from './qkv.js';
 
 /** GPT-NeoX (Pythia): LayerNorm with biases, partial rotary, parallel residual, fused per-head QKV. */

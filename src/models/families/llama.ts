@@ -2,8 +2,7 @@ import { StreamlmError } from '../../errors.js';
 import { activation, common, Fields, heads, kvHeads, rope, type HParams } from '../config.js';
 import type { Family } from '../family.js';
 import { parsePartialRotaryFactor } from '../rope.js';
-import type { LayerWeights, ModelWeights } from '../transformer.js';
-import type { WeightLoader } from '../weights.js';
+import type { LayerWeights, ModelWeights, WeightLoader } from '../weights.js';
 
 /**
  * Llama, Mistral and Qwen2: RMSNorm, RoPE, GQA, SwiGLU; Qwen2 adds q/k/v biases; Mistral attends

@@ -2,8 +2,7 @@ import { StreamlmError } from '../../errors.js';
 import type { TensorInfo } from '../../runtime/safetensors.js';
 import { common, Fields, heads, type HParams, type Obj } from '../config.js';
 import type { Family } from '../family.js';
-import type { LayerWeights, ModelWeights } from '../transformer.js';
-import type { WeightLoader } from '../weights.js';
+import type { LayerWeights, ModelWeights, WeightLoader } from '../weights.js';
 
 /** MPT: ALiBi instead of rotary, LayerNorm (bias only when present), plain GELU MLP, tied head. */
 export const mpt: Family = { architectures: ['MptForCausalLM'], parse, fromTensors, load };

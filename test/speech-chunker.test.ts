@@ -23,6 +23,12 @@ test('the first phrase is cut after four words when no punctuation comes', () =>
     ['Once upon a time', 'there was a king who ruled the land.']);
 });
 
+test('secondWords cuts the second phrase early too, at a clause or after that many words', () => {
+  assert.deepEqual(texts(splitPhrases('It was a dark and stormy night and the rain fell in torrents, except at intervals. Then it stopped.', { firstWords: 2, secondWords: 6 })),
+    ['It was', 'a dark and stormy night and', 'the rain fell in torrents, except at intervals.', 'Then it stopped.']);
+  assert.deepEqual(texts(splitPhrases('Oh. Well, then we go. Now, we wait.', { firstWords: 2, secondWords: 6 })), ['Oh.', 'Well,', 'then we go.', 'Now, we wait.']);
+});
+
 test('abbreviations, initials and decimals do not end a sentence', () => {
   assert.deepEqual(texts(splitPhrases('Hi. Mr. Smith met Dr. J. R. Watson at 3.30 pm. They paid $1,250.75 for it. No. 5 won.')),
     ['Hi.', 'Mr. Smith met Dr. J. R. Watson at 3.30 pm.', 'They paid $1,250.75 for it.', 'No. 5 won.']);

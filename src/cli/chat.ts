@@ -99,7 +99,7 @@ export async function runChat(argv: string[]): Promise<void> {
 
 /** A reply spoken while it is generated; `save` waits for the last phrase and writes the WAV. */
 function speakReply(synth: Synthesizer, voice: string | undefined): { push(text: string): void; save(path: string): Promise<string> } {
-  const stream = new SpeechStream(synth, { voice, firstWords: 2 });
+  const stream = new SpeechStream(synth, { voice, firstWords: 2, secondWords: 8 });
   const chunks: Int16Array[] = [];
   const pump = (async () => { for await (const c of stream) chunks.push(c.pcm); })();
   pump.catch(() => {});

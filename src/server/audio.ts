@@ -86,8 +86,9 @@ export class ChatVoice {
 
   constructor(synth: Synthesizer, audio: ChatAudio, private readonly send: (delta: Record<string, unknown>) => void) {
     // Two words are enough to start speaking: the first audio then follows the first token by a
-    // couple of tokens; later phrases are whole sentences, made while the first one plays.
-    const stream = new SpeechStream(synth, { voice: audio.voice, firstWords: 2 });
+    // couple of tokens. The second phrase (at most 8 words) is ready before those two words have
+    // played; later phrases are whole sentences, made while the one before plays.
+    const stream = new SpeechStream(synth, { voice: audio.voice, firstWords: 2, secondWords: 8 });
     this.stream = stream;
     this.pump = (async () => {
       for await (const c of stream) send({ audio: { id: this.id.id, data: b64(c.pcm) } });

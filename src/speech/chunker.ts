@@ -20,6 +20,12 @@ export interface Phrase {
 export interface ChunkerOptions {
   /** Words after which the first phrase is cut when no punctuation came yet (default 4). */
   firstWords?: number;
+  /**
+   * Words after which the second phrase is cut (at a clause mark or a space) instead of waiting for
+   * its sentence to end (default: no such cut). A short first phrase plays for well under a second;
+   * this lets the second be ready before it ends, where a whole sentence may not be.
+   */
+  secondWords?: number;
   /** A sentence longer than this (chars) is cut at its next clause mark (default 80). */
   clauseAfter?: number;
   /** A phrase is cut at a space once longer than this (chars), whatever it holds (default 240). */
@@ -53,11 +59,13 @@ export class PhraseChunker {
   private base = 0;
   private emitted = 0;
   private readonly firstWords: number;
+  private readonly secondWords: number;
   private readonly clauseAfter: number;
   private readonly maxChars: number;
 
   constructor(opts: ChunkerOptions = {}) {
     this.firstWords = opts.firstWords ?? 4;
+    this.secondWords = opts.secondWords ?? Infinity;
     this.clauseAfter = opts.clauseAfter ?? 80;
     this.maxChars = opts.maxChars ?? 240;
   }
@@ -94,7 +102,8 @@ export class PhraseChunker {
   /** The end (exclusive) of the next phrase in `pending`, or -1 while it cannot be told yet. */
   private findCut(final: boolean): number {
     const s = this.pending;
-    const first = this.emitted === 0;
+    const first = this.emitted === 0 || (this.emitted === 1 && this.secondWords < Infinity);
+    const wordCut = this.emitted === 0 ? this.firstWords : this.emitted === 1 ? this.secondWords : Infinity;
     let words = 0;
     let inWord = false;
     for (let i = 0; i < s.length; i++) {
@@ -103,7 +112,7 @@ export class PhraseChunker {
         if (inWord) words++;
         inWord = false;
         if (c === '\n' && s.slice(0, i).trim().length > 0) return i + 1;
-        if (words > 0 && ((first && words >= this.firstWords) || i >= this.maxChars)) return i + 1;
+        if (words > 0 && (words >= wordCut || i >= this.maxChars)) return i + 1;
         continue;
       }
       inWord = true;

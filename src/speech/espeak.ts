@@ -16,7 +16,7 @@ import { StreamlmError } from '../errors.js';
 import type { Synthesizer, VoiceOptions } from './synth.js';
 
 export const ESPEAK_PACKAGE = '@echogarden/espeak-ng-emscripten';
-export const ESPEAK_INSTALL = `speech needs the optional espeak-ng engine (GPL-3.0, installed on purpose): npm install ${ESPEAK_PACKAGE}`;
+export const ESPEAK_INSTALL = `the optional espeak-ng engine is not installed (it is GPL-3.0, so streamlm leaves installing it to you): npm install ${ESPEAK_PACKAGE}`;
 
 /**
  * OpenAI's voice names mapped onto espeak-ng voice variants, so clients that send `alloy` work.

@@ -1,0 +1,44 @@
+// bench:browser's page script (bundled by bench/browser.ts): drives our engine worker and wllama
+// (llama.cpp in wasm, @wllama/wllama) in the same page, on the same weights and thread count.
+import { Wllama } from '@wllama/wllama';
+
+const worker = new Worker('/bench-worker.js', { type: 'module' });
+function ask<T>(job: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = (e) => (e.data.ok ? resolve(e.data as T) : reject(new Error(e.data.error)));
+    worker.postMessage(job);
+  });
+}
+
+let wllama: Wllama | null = null;
+
+const api = {
+  ours: ask,
+  async wllamaLoad(threads: number, nCtx: number): Promise<string> {
+    wllama = new Wllama({ default: '/wllama.wasm' }, { suppressNativeLog: true } as never);
+    // The package ships one wasm build (memory64, no asyncify); its own tests turn compat mode off the same way.
+    (wllama as unknown as { setCompat(x: null): void }).setCompat(null);
+    await wllama.loadModelFromUrl('/model.gguf', { n_threads: threads, n_ctx: nCtx, n_batch: 512, useCache: false } as never);
+    return Wllama.getLibllamaVersion?.() ?? '';
+  },
+  /**
+   * A prompt of `n` tokens, then `gen` greedy tokens with EOS ignored; llama.cpp's own timings.
+   * wllama takes text only, and the exporter's GGUF carries a placeholder vocabulary (`tok_<id>`
+   * plus byte tokens 3-258), so the prompt is `n` ASCII letters, one byte token each (the cost of a
+   * token does not depend on its id). Byte tokens are banned from sampling: wllama's JSON reply
+   * fails on the invalid UTF-8 they decode to (a logit bias, no change to the forward pass timed).
+   */
+  async wllamaTime(n: number, gen: number): Promise<{ prefill_tok_s: number; decode_tok_s: number; prompt_n: number; predicted_n: number }> {
+    const ban = Array.from({ length: 256 }, (_, i) => [i + 3, false]);
+    const prompt = 'a'.repeat(n);
+    const r = await wllama!.createCompletion({ prompt, max_tokens: gen, temperature: 0, ignore_eos: true, cache_prompt: false, logit_bias: ban } as never);
+    const t = r.timings!;
+    return { prefill_tok_s: t.prompt_per_second, decode_tok_s: t.predicted_per_second, prompt_n: t.prompt_n, predicted_n: t.predicted_n };
+  },
+  async uaMemory(): Promise<number | null> {
+    const m = (performance as unknown as { measureUserAgentSpecificMemory?: () => Promise<{ bytes: number }> }).measureUserAgentSpecificMemory;
+    return m ? (await m.call(performance)).bytes : null;
+  },
+};
+(window as unknown as { bench: typeof api }).bench = api;
+document.title = 'ready';

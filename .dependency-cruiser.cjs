@@ -19,8 +19,8 @@ const LAYERS = [
   // Users of a loaded model; they may import each other (chat uses generate), never what is above.
   {
     name: 'apps',
-    path: '^src/(generate|eval|chat|lowrank|export)/',
-    what: 'src/generate, src/eval, src/chat, src/lowrank, src/export',
+    path: '^src/(generate|eval|chat|lowrank|export|speech)/',
+    what: 'src/generate, src/eval, src/chat, src/lowrank, src/export, src/speech',
   },
   // The front ends and the package entry; nothing in the engine imports them (rule engine-knows-no-front-end).
   // src/browser is the browser package entry (streamlm/browser) and its page: a front end like the CLI.

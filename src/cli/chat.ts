@@ -1,3 +1,6 @@
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChatMessage } from '../chat/template.js';
 import { parsePolicy } from '../cache/policy.js';
@@ -5,17 +8,23 @@ import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { loadModel } from '../model.js';
 import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
+import { loadEspeak } from '../speech/espeak.js';
+import { SpeechStream } from '../speech/stream.js';
+import type { Synthesizer } from '../speech/synth.js';
+import { wavFile } from '../speech/wav.js';
 import { num, parseFlags, str } from './args.js';
 import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags, speculationSummary } from './speculate.js';
 import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
 
 const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache ${DEFAULT_CHAT_CACHE}] [--evict-chunk C] [--max-tokens 256]
                     [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
-                    [--speculate MODE] [--draft K]
+                    [--speculate MODE] [--draft K] [--speak] [--voice alloy]
 A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
 cache, so the conversation can run forever in bounded memory. After each reply a status line on
 stderr shows the cache: sinks | window | evicted. Commands: /reset (new conversation), /exit.
-Ctrl-C stops a reply; at the prompt it exits.
+Ctrl-C stops a reply; at the prompt it exits. --speak speaks each reply as it is generated
+(espeak-ng, an optional package: npm install @echogarden/espeak-ng-emscripten) into a WAV file
+and prints its path (no Node audio output on npm plays sound without a native build).
 ${SPECULATE_HELP}
 ${MODEL_HELP}`;
 
@@ -29,6 +38,7 @@ export async function runChat(argv: string[]): Promise<void> {
     ...MODEL_FLAGS, system: { type: 'string' }, cache: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' },
     'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, 'evict-chunk': { type: 'string' },
     ...SPECULATE_FLAGS,
+    speak: { type: 'boolean' }, voice: { type: 'string' },
   }, 'chat');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -44,6 +54,12 @@ export async function runChat(argv: string[]): Promise<void> {
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   parsePolicy(cache, { evictChunk });
   const speculate = speculateFlags(flags);
+  const voice = str(flags, 'voice');
+  // The synthesizer loads (or fails with its install command) before the model, not after a turn.
+  const synth = flags.speak === true ? await loadEspeak() : null;
+  synth?.checkVoice({ voice });
+  const wavDir = synth ? mkdtempSync(join(tmpdir(), 'streamlm-speech-')) : '';
+  let replies = 0;
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   try {
     const engine = new Engine(model, { cache, evictChunk, maxSessions: 1, speculate });
@@ -68,16 +84,38 @@ export async function runChat(argv: string[]): Promise<void> {
       first = false;
       ctrl = new AbortController();
       const turn = await engine.start({ session: `chat-${conversation}`, input: { kind: 'chat', messages }, maxTokens, sampler, stop: [], signal: ctrl.signal });
-      for await (const t of turn) process.stdout.write(t.text);
+      const spoken = synth ? speakReply(synth, voice) : null;
+      for await (const t of turn) { process.stdout.write(t.text); spoken?.push(t.text); }
       const r = await turn.result;
       ctrl = null;
       process.stdout.write(r.finishReason === 'abort' ? ' [stopped]\n' : '\n');
+      if (spoken) console.error(`[streamlm] spoken reply: ${await spoken.save(join(wavDir, `reply-${++replies}.wav`))}`);
       console.error(statusLine(r.cache, sinkCap, windowCap, r) + speculationSummary(r.speculation));
       prompt();
     }
     rl.close();
     engine.close();
   } finally {
+    await synth?.close();
     await model.close();
   }
+}
+
+/** A reply spoken while it is generated; `save` waits for the last phrase and writes the WAV. */
+function speakReply(synth: Synthesizer, voice: string | undefined): { push(text: string): void; save(path: string): Promise<string> } {
+  const stream = new SpeechStream(synth, { voice, firstWords: 2, secondWords: 8 });
+  const chunks: Int16Array[] = [];
+  const pump = (async () => { for await (const c of stream) chunks.push(c.pcm); })();
+  pump.catch(() => {});
+  return {
+    push: (text) => stream.push(text),
+    save: async (path) => {
+      stream.end();
+      await pump;
+      // Written beside, then renamed: a reader never sees half a WAV.
+      writeFileSync(`${path}.part`, wavFile(synth.sampleRate, chunks));
+      renameSync(`${path}.part`, path);
+      return path;
+    },
+  };
 }

@@ -12,7 +12,9 @@ import { ApiError } from './errors.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { speculationMetrics, speculationUsage } from './speculation.js';
 import { chatPage } from './page.js';
-import { parseChatRequest, parseCompletionRequest, parseSessionId, type ApiRequest, type Limits } from './validate.js';
+import type { Synthesizer } from '../speech/synth.js';
+import { ChatVoice, chatAudioMessage, speak, SpeechService } from './audio.js';
+import { parseChatRequest, parseCompletionRequest, parseSessionId, parseSpeechRequest, type ApiRequest, type Limits } from './validate.js';
 
 export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
   /** Default 127.0.0.1. */
@@ -32,6 +34,8 @@ export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
    * (`http://localhost:5173`). Default none: no CORS headers, so browsers block other origins.
    */
   corsOrigin?: string;
+  /** Loads the synthesizer of the audio routes on first use (default: espeak-ng, an optional package). */
+  speech?: () => Promise<Synthesizer>;
   /** Called with one line per server error (default: none). */
   log?: (line: string) => void;
 }
@@ -111,6 +115,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
   });
 
   const cors = corsPolicy(opts.corsOrigin);
+  const speech = new SpeechService(opts.speech);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let endpoint = 'other';
@@ -160,6 +165,13 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
             memory: { kv_session_bytes: s.cache.bytes, kv_in_use_bytes: mem.kvInUseBytes, kv_reserved_bytes: mem.kvBytes, wasm_bytes: mem.wasmMemoryBytes, rss_bytes: mem.rssBytes },
           });
         }
+      } else if (path === '/v1/audio/speech') {
+        endpoint = 'speech'; route('POST');
+        requireJsonType(req);
+        const r = parseSpeechRequest(await readJson(req, maxBody));
+        const synth = await speech.get();
+        synth.checkVoice({ voice: r.voice, speed: r.speed });
+        await speak(r, synth, res);
       } else if (path === '/v1/chat/completions' || path === '/v1/completions') {
         const chat = path === '/v1/chat/completions';
         endpoint = chat ? 'chat_completions' : 'completions';
@@ -184,6 +196,9 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
   };
 
   const complete = async (r: ApiRequest, res: ServerResponse): Promise<void> => {
+    // A spoken reply needs its synthesizer and voice checked before generation starts (a 400, not a broken stream).
+    const synth = r.kind === 'chat' && r.audio ? await speech.get() : null;
+    if (synth && r.kind === 'chat' && r.audio) synth.checkVoice({ voice: r.audio.voice });
     const ac = new AbortController();
     res.on('close', () => { if (!res.writableFinished) ac.abort(); });
     if (!res.socket || res.socket.destroyed) ac.abort();
@@ -199,26 +214,35 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     const id = newId(r.kind === 'chat' ? 'chatcmpl' : 'cmpl');
     const head = { id, object: r.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: fingerprint };
     const headers = sessionHeaders(turn.info);
-    if (r.stream) await streamTurn(r, res, turn, head, headers);
-    else await collectTurn(r, res, turn, head, headers);
+    if (r.stream) await streamTurn(r, res, turn, head, headers, synth);
+    else await collectTurn(r, res, turn, head, headers, synth);
   };
 
   const usageOf = (t: TurnResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number; speculation?: ReturnType<typeof speculationUsage> } =>
     ({ prompt_tokens: t.promptTokens, completion_tokens: t.completionTokens, total_tokens: t.promptTokens + t.completionTokens,
       ...(t.speculation ? { speculation: speculationUsage(t.speculation) } : {}) });
 
-  const streamTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>): Promise<void> => {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...headers });
+  const streamTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>, synth: Synthesizer | null): Promise<void> => {
+    const audioHeaders: Record<string, string> = synth ? { 'X-Sample-Rate': String(synth.sampleRate) } : {};
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...headers, ...audioHeaders });
     res.flushHeaders();
     const usage = r.includeUsage ? { usage: null } : {};
     const send = (o: unknown): void => { if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(o)}\n\n`); };
     const chunk = (delta: Record<string, unknown> | string, finish: string | null): Record<string, unknown> => r.kind === 'chat'
       ? { ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...usage }
       : { ...head, choices: [{ text: delta, index: 0, logprobs: null, finish_reason: finish }], ...usage };
+    // A spoken reply streams its text as delta.audio.transcript, between its audio deltas (OpenAI's shape).
+    const voice = synth && r.kind === 'chat' && r.audio ? new ChatVoice(synth, r.audio, (d) => send(chunk(d, null))) : null;
+    res.on('close', () => voice?.cancel());
     try {
-      if (r.kind === 'chat') send(chunk({ role: 'assistant', content: '', refusal: null }, null));
-      for await (const t of turn) send(chunk(r.kind === 'chat' ? { content: t.text } : t.text, null));
+      if (r.kind === 'chat') send(chunk({ role: 'assistant', content: voice ? null : '', refusal: null }, null));
+      for await (const t of turn) {
+        if (voice) voice.say(t.text);
+        else send(chunk(r.kind === 'chat' ? { content: t.text } : t.text, null));
+      }
+      await voice?.finish();
     } catch (e) {
+      voice?.cancel();
       const err = e instanceof ApiError ? e : new ApiError(500, 'generation failed', 'server_error', null, 'internal_error');
       log(`[streamlm] ${err.message}`);
       send(err.body());
@@ -232,7 +256,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n');
   };
 
-  const collectTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>): Promise<void> => {
+  const collectTurn = async (r: ApiRequest, res: ServerResponse, turn: Turn, head: Record<string, unknown>, headers: Record<string, string>, synth: Synthesizer | null): Promise<void> => {
     let text = '';
     for await (const t of turn) text += t.text;
     const result = await turn.result;
@@ -240,7 +264,9 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     const session = turn.info.session === null ? null : { id: turn.info.session, status: turn.info.status, dropped: turn.info.dropped, cache: cacheView(result.cache) };
     const base = { ...head, object: r.kind === 'chat' ? 'chat.completion' : 'text_completion' };
     const choice = r.kind === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason }
+      ? { index: 0, message: synth && r.kind === 'chat' && r.audio
+        ? { role: 'assistant', content: null, refusal: null, audio: await chatAudioMessage(synth, r.audio, text) }
+        : { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: result.finishReason }
       : { text, index: 0, logprobs: null, finish_reason: result.finishReason };
     sendJson(res, 200, { ...base, choices: [choice], usage: usageOf(result), ...(session ? { session } : {}) }, headers);
   };
@@ -257,6 +283,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     url: `http://${host}:${addr.port}`, port: addr.port, modelId, engine, server,
     close: async () => {
       engine.close();
+      await speech.close();
       await new Promise<void>((ok) => { server.close(() => ok()); server.closeAllConnections(); });
     },
   };

@@ -1,8 +1,29 @@
 /**
  * The web chat served at GET /: one self-contained page. It streams a reply from
  * /v1/chat/completions (SSE over fetch) and polls /v1/sessions/:id for a live gauge of the
- * session's cache (sinks | window | evicted) and the server's memory.
+ * session's cache (sinks | window | evicted) and the server's memory. With "speak" on, it asks for
+ * a spoken reply (modalities text+audio) and plays the audio deltas as they arrive through an
+ * AudioWorklet (a queue the audio thread drains), so speech starts with the first phrase.
  */
+
+/**
+ * The AudioWorklet processor: a FIFO of Float32 blocks posted by the page, drained 128 frames at a
+ * time; it reports the samples it received and played so the page (and its test) can tell.
+ */
+const PLAYER = `class StreamlmPlayer extends AudioWorkletProcessor {
+  constructor() { super(); this.q = []; this.at = 0; this.received = 0; this.played = 0;
+    this.port.onmessage = (e) => { if (e.data === 'clear') { this.q = []; this.at = 0; return; } this.q.push(e.data); this.received += e.data.length; this.port.postMessage({ received: this.received, played: this.played }); }; }
+  process(_in, outs) {
+    const out = outs[0][0];
+    for (let i = 0; i < out.length; i++) {
+      if (this.q.length === 0) { out[i] = 0; continue; }
+      out[i] = this.q[0][this.at++]; this.played++;
+      if (this.at >= this.q[0].length) { this.q.shift(); this.at = 0; }
+    }
+    return true;
+  }
+}
+registerProcessor('streamlm-player', StreamlmPlayer);`;
 
 function html(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -45,7 +66,8 @@ export function chatPage(modelId: string, policy: string): string {
 <header><b>streamlm</b><span>model <code id="model">${html(modelId)}</code></span><span>cache <code>${html(policy)}</code></span>
   <span>session <code id="sid"></code></span>
   <label>max tokens <input id="max" type="number" min="1" value="128"></label>
-  <label>temperature <input id="temp" type="number" min="0" max="2" step="0.1" value="0.7"></label></header>
+  <label>temperature <input id="temp" type="number" min="0" max="2" step="0.1" value="0.7"></label>
+  <label title="speak replies as they stream (needs the optional espeak-ng engine on the server)"><input id="speak" type="checkbox"> speak</label></header>
 <div id="log"></div>
 <div id="status">
   <div id="bar" title="sinks | window | free"><div class="sinks" style="width:0"></div><div class="window" style="width:0"></div></div>
@@ -62,6 +84,27 @@ const log = document.getElementById('log'), input = document.getElementById('inp
 const sendBtn = document.getElementById('send'), stopBtn = document.getElementById('stop');
 const messages = [];
 let ctrl = null, polling = null;
+const speakBox = document.getElementById('speak');
+let audio = null;
+/** The player node, started on first use (browsers allow audio only after a user gesture). */
+async function player(rate) {
+  if (audio && audio.ctx.sampleRate === rate) { await audio.ctx.resume(); return audio.node; }
+  const ctx = new AudioContext({ sampleRate: rate });
+  await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([${js(PLAYER)}], { type: 'text/javascript' })));
+  const node = new AudioWorkletNode(ctx, 'streamlm-player');
+  node.port.onmessage = (e) => { document.body.dataset.audioReceived = String(e.data.received); };
+  node.connect(ctx.destination);
+  audio = { ctx, node };
+  return node;
+}
+/** Mute: unticking "speak" silences the reply being played, not only the next one. */
+speakBox.addEventListener('change', () => { if (!speakBox.checked && audio) audio.node.port.postMessage('clear'); });
+function pcm16(b64) {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const s = new Int16Array(bytes.buffer, 0, bytes.length >> 1), f = new Float32Array(s.length);
+  for (let i = 0; i < s.length; i++) f[i] = s[i] / 32768;
+  return f;
+}
 
 function bubble(cls, text) {
   const d = document.createElement('div'); d.className = 'msg ' + cls; d.textContent = text; log.appendChild(d);
@@ -92,14 +135,19 @@ async function send(text) {
   sendBtn.disabled = true; stopBtn.disabled = false;
   polling = setInterval(refreshGauge, 250);
   let reply = '';
+  const spoken = speakBox.checked;
   try {
+    const node = spoken ? await player(22050).catch(() => null) : null;
     const r = await fetch('/v1/chat/completions', {
       method: 'POST', signal: ctrl.signal,
       headers: { 'Content-Type': 'application/json', 'X-Session-Id': sid },
       body: JSON.stringify({ model: MODEL, messages, stream: true,
-        max_tokens: Number(document.getElementById('max').value) || 128, temperature: Number(document.getElementById('temp').value) || 0 }),
+        max_tokens: Number(document.getElementById('max').value) || 128, temperature: Number(document.getElementById('temp').value) || 0,
+        ...(spoken ? { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'pcm16' } } : {}) }),
     });
     if (!r.ok) { const e = await r.json().catch(() => ({})); throw new Error((e.error && e.error.message) || r.statusText); }
+    const rate = Number(r.headers.get('X-Sample-Rate'));
+    const play = node && rate ? await player(rate) : null;
     const reader = r.body.getReader(), dec = new TextDecoder();
     let buf = '';
     for (;;) {
@@ -115,6 +163,8 @@ async function send(text) {
         const j = JSON.parse(data);
         if (j.error) throw new Error(j.error.message);
         const d = j.choices[0] && j.choices[0].delta;
+        if (d && d.audio && d.audio.data && play && speakBox.checked) play.port.postMessage(pcm16(d.audio.data));
+        if (d && d.audio && d.audio.transcript) d.content = d.audio.transcript;
         if (d && d.content) { reply += d.content; out.textContent = shown(reply); out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); log.scrollTop = log.scrollHeight; }
       }
     }

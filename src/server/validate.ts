@@ -22,7 +22,24 @@ interface Common extends GenerationParams {
   ignoreEos: boolean;
 }
 
-export interface ChatRequest extends Common { kind: 'chat'; messages: ChatMessage[] }
+export interface ChatRequest extends Common {
+  kind: 'chat';
+  messages: ChatMessage[];
+  /** `modalities: ["text", "audio"]` with `audio: {voice, format}`: a spoken reply; null for text only. */
+  audio: ChatAudio | null;
+}
+
+export interface ChatAudio { voice: string; format: 'wav' | 'pcm16' }
+
+/** A POST /v1/audio/speech body. */
+export interface SpeechRequest {
+  model: string;
+  input: string;
+  voice: string;
+  format: 'wav' | 'pcm';
+  speed: number;
+  streamFormat: 'audio' | 'sse';
+}
 export interface CompletionRequest extends Common { kind: 'text'; prompt: string | number[] }
 export type ApiRequest = ChatRequest | CompletionRequest;
 
@@ -129,7 +146,7 @@ function common(o: Obj, limits: Limits, defaultMax: number, maxKey: 'max_tokens'
 const COMMON_KEYS = ['model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'n', 'stop', 'seed', 'user',
   'presence_penalty', 'frequency_penalty', 'logit_bias', 'session', 'ignore_eos'];
 
-const CHAT_KEYS = [...COMMON_KEYS, 'messages', 'max_completion_tokens', 'logprobs', 'response_format', 'store', 'metadata'];
+const CHAT_KEYS = [...COMMON_KEYS, 'messages', 'max_completion_tokens', 'logprobs', 'response_format', 'store', 'metadata', 'modalities', 'audio'];
 /** Keys of a response message that clients echo back; accepted when empty. */
 const ECHO_KEYS = ['refusal', 'annotations', 'audio', 'function_call', 'tool_calls'];
 
@@ -183,7 +200,47 @@ export function parseChatRequest(body: unknown, limits: Limits): ChatRequest {
     }
     return msg;
   });
-  return { kind: 'chat', ...c, messages };
+  return { kind: 'chat', ...c, messages, audio: chatAudio(body) };
+}
+
+/** `modalities` and `audio` of a chat request, as OpenAI's audio-out chat takes them. */
+function chatAudio(o: Obj): ChatAudio | null {
+  const mod = o.modalities;
+  let spoken = false;
+  if (mod !== undefined && mod !== null) {
+    if (!Array.isArray(mod) || mod.some((m) => m !== 'text' && m !== 'audio') || !mod.includes('text')) {
+      throw badParam('modalities', 'modalities must be ["text"] or ["text", "audio"]');
+    }
+    spoken = mod.includes('audio');
+  }
+  const a = o.audio;
+  if (!spoken) {
+    if (a !== undefined && a !== null) throw badParam('audio', 'audio is only allowed when modalities includes "audio"');
+    return null;
+  }
+  if (!isObj(a)) throw badParam('audio', 'modalities includes "audio", so audio must be an object {"voice", "format"}', 'missing_required_parameter');
+  checkKeys(a, ['voice', 'format'], 'audio');
+  if (typeof a.voice !== 'string' || a.voice.length === 0) throw badParam('audio.voice', 'audio.voice must be a voice name such as "alloy"', 'missing_required_parameter');
+  if (a.format !== 'wav' && a.format !== 'pcm16') throw badParam('audio.format', `audio.format must be 'wav' or 'pcm16', got ${JSON.stringify(a.format)}`, 'unsupported_value');
+  if (a.format === 'wav' && o.stream === true) throw badParam('audio.format', "streamed audio must be 'pcm16' (as OpenAI's); 'wav' is for stream: false", 'unsupported_value');
+  return { voice: a.voice, format: a.format };
+}
+
+/** Validates a POST /v1/audio/speech body. `model` names the speech engine and is not checked. */
+export function parseSpeechRequest(body: unknown): SpeechRequest {
+  if (!isObj(body)) throw badParam('', `the request body must be a JSON object, got ${typeName(body)}`, 'invalid_type');
+  checkKeys(body, ['model', 'input', 'voice', 'response_format', 'speed', 'stream_format', 'instructions'], '');
+  const { model, input, voice } = body;
+  if (typeof model !== 'string' || model.length === 0) throw badParam('model', 'you must provide a model parameter (a string)', 'missing_required_parameter');
+  if (typeof input !== 'string' || input.trim().length === 0) throw badParam('input', 'input must be a non-empty string', 'missing_required_parameter');
+  if (input.length > 4096) throw badParam('input', `input must be at most 4096 characters, got ${input.length}`);
+  if (typeof voice !== 'string' || voice.length === 0) throw badParam('voice', 'you must provide a voice parameter such as "alloy"', 'missing_required_parameter');
+  const format = body.response_format ?? 'wav';
+  if (format !== 'wav' && format !== 'pcm') throw badParam('response_format', `response_format must be 'wav' or 'pcm' (no mp3/opus/aac/flac encoder here), got ${JSON.stringify(format)}`, 'unsupported_value');
+  const streamFormat = body.stream_format ?? 'audio';
+  if (streamFormat !== 'audio' && streamFormat !== 'sse') throw badParam('stream_format', `stream_format must be 'audio' or 'sse', got ${JSON.stringify(streamFormat)}`, 'unsupported_value');
+  if (body.instructions !== undefined && body.instructions !== null && typeof body.instructions !== 'string') throw badParam('instructions', 'instructions must be a string', 'invalid_type');
+  return { model, input, voice, format, streamFormat, speed: num(body, 'speed', 1, { min: 0.25, max: 4 }) };
 }
 
 const COMPLETION_KEYS = [...COMMON_KEYS, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of'];

@@ -5,6 +5,8 @@ import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { loadModel } from '../model.js';
 import { startServer } from '../server/http.js';
+import { openStore, parseStoreSpec } from '../server/store/open.js';
+import type { SessionStore } from '../server/store/types.js';
 import { num, parseFlags, str } from './args.js';
 import { MODEL_FLAGS, MODEL_HELP, modelFlags, plural } from './common.js';
 import { readTextFile } from './files.js';
@@ -12,7 +14,7 @@ import { readTextFile } from './files.js';
 const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache ${DEFAULT_CHAT_CACHE}]
                      [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
-                     [--cors-origin ORIGIN[,ORIGIN...]|*]
+                     [--cors-origin ORIGIN[,ORIGIN...]|*] [--session-store dir:PATH]
 An OpenAI-compatible server: GET /v1/models, POST /v1/completions and /v1/chat/completions
 (streamed or not), GET /health, GET /metrics (Prometheus) and a web chat at GET /.
 A conversation keeps its StreamingLLM cache between turns: pass "session": "ID" in the body or an
@@ -20,6 +22,9 @@ X-Session-Id header. --max-sessions caches are allocated at start; when all are 
 recently used idle session is dropped. POLICY: sink:S+W | window:W. --max-tokens is the default
 max_tokens of a chat request. --cors-origin lets web pages of those origins call the API (CORS is
 off by default: any page the user visits could otherwise read the conversations).
+--session-store dir:PATH saves each session after every turn (atomically) and restores it on its next
+request, after an eviction or a restart; a snapshot that cannot be restored starts the session fresh
+(X-Session-Dropped: true).
 Started through npx (npm exec), the server exits when npm exits; in scripts, run
 node_modules/.bin/streamlm (or 'exec npx streamlm ...') so the recorded PID is the server's.
 ${MODEL_HELP}`;
@@ -29,6 +34,7 @@ export async function runServe(argv: string[]): Promise<void> {
     ...MODEL_FLAGS, port: { type: 'string' }, host: { type: 'string' }, cache: { type: 'string' }, 'max-sessions': { type: 'string' },
     'max-tokens': { type: 'string' }, 'model-id': { type: 'string' }, 'chat-template': { type: 'string' }, 'max-body-bytes': { type: 'string' },
     'evict-chunk': { type: 'string' }, 'cors-origin': { type: 'string' },
+    'session-store': { type: 'string' },
   }, 'serve');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -47,21 +53,27 @@ export async function runServe(argv: string[]): Promise<void> {
   const tplFile = str(flags, 'chat-template');
   const chatTemplate = tplFile === undefined ? undefined : readTextFile(tplFile, '--chat-template');
 
+  const storeFlag = str(flags, 'session-store');
+  const storeSpec = storeFlag === undefined ? undefined : parseStoreSpec(storeFlag);
+
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   let srv;
+  let store: SessionStore | undefined;
   try {
+    store = storeSpec && openStore(storeSpec, `${model.fingerprint}|${cache}|${evictChunk ?? 1}`);
     srv = await startServer(model, {
       port, host, cache, maxSessions, defaultMaxTokens, maxBodyBytes, evictChunk, chatTemplate, modelId: str(flags, 'model-id'),
-      corsOrigin, log: (line) => console.error(line),
+      corsOrigin, store, log: (line) => console.error(line),
     });
   } catch (e) {
+    await store?.close();
     await model.close();
     throw e;
   }
   const mem = srv.engine.memory();
   console.error(`[streamlm] serving ${srv.modelId} at ${srv.url}/ | cache ${srv.engine.policy}, ${maxSessions} sessions, ` +
     `${(mem.kvBytes / 1048576).toFixed(1)} MB of KV reserved | ${plural(model.threads, 'thread')} | chat template: ${srv.engine.template.builtin ? 'the model\'s' : 'plain fallback'}` +
-    (corsOrigin ? ` | CORS: ${corsOrigin}` : ''));
+    (corsOrigin ? ` | CORS: ${corsOrigin}` : '') + (store ? ` | sessions kept in ${store.name}` : ''));
   await new Promise<void>((done) => {
     const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); clearInterval(orphan); done(); };
     process.on('SIGINT', stop);
@@ -70,6 +82,7 @@ export async function runServe(argv: string[]): Promise<void> {
   });
   console.error('[streamlm] shutting down');
   await srv.close();
+  await store?.close();
   await model.close();
 }
 

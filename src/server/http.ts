@@ -11,6 +11,7 @@ import { corsPolicy } from './cors.js';
 import { ApiError } from './errors.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { chatPage } from './page.js';
+import type { SessionStore } from './store/types.js';
 import { parseChatRequest, parseCompletionRequest, parseSessionId, type ApiRequest, type Limits } from './validate.js';
 
 export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
@@ -33,6 +34,8 @@ export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
   corsOrigin?: string;
   /** Called with one line per server error (default: none). */
   log?: (line: string) => void;
+  /** Where sessions are kept between turns beyond memory (see src/server/store); the caller closes it. */
+  store?: SessionStore;
 }
 
 export interface RunningServer {
@@ -93,6 +96,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         m.duration.observe(r.durationMs / 1000);
       },
       drop: () => m.drops.inc(),
+      storeError: (e) => (opts.log ?? (() => {}))(`[streamlm] session store: ${e instanceof Error ? e.message : String(e)}`),
     },
   });
   addGauges(m.registry, engine);
@@ -145,7 +149,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         endpoint = 'sessions';
         const id = parseSessionId(decodeURIComponent(path.slice('/v1/sessions/'.length)), 'session');
         if (method === 'DELETE') {
-          if (!engine.deleteSession(id)) throw noSession(id);
+          if (!(await engine.deleteStored(id))) throw noSession(id);
           sendJson(res, 200, { id, object: 'session.deleted', deleted: true });
         } else {
           route('GET');

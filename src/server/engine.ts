@@ -32,6 +32,8 @@ export interface EngineOptions {
    * front of it: an evicted or restarted session is restored from it on its next request.
    */
   store?: SessionStore;
+  /** Tokens one request may feed (its new text, after the template); more is a 400 (default unlimited). */
+  maxPromptTokens?: number;
 }
 
 export interface EngineObserver {
@@ -190,6 +192,7 @@ export class Engine {
   private readonly oneOff = new Set<Conversation>();
   private readonly eos: number[];
   private readonly store: SessionStore | null;
+  private readonly maxPromptTokens: number;
   /** The last store write (or delete) of each id, so reads and writes of one id stay in order. */
   private readonly saving = new Map<string, Promise<void>>();
   private running = false;
@@ -214,6 +217,8 @@ export class Engine {
     this.observer = opts.observer ?? null;
     this.eos = model.eosTokenIds;
     this.store = opts.store ?? null;
+    this.maxPromptTokens = opts.maxPromptTokens ?? Infinity;
+    if (!(this.maxPromptTokens >= 1)) throw new StreamlmError(`expected a positive integer, got ${opts.maxPromptTokens}`, { field: '--max-prompt-tokens' });
     for (let i = 0; i < this.maxSessions; i++) {
       this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
     }
@@ -258,7 +263,7 @@ export class Engine {
     if (c.busy) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
     this.sessions.delete(id);
     this.releaseCache(c.kv);
-    if (this.store) this.persist(id, null);
+    if (this.store) void this.persist(id, null);
     return true;
   }
 
@@ -268,7 +273,7 @@ export class Engine {
     if (!this.store) return false;
     await this.saving.get(id);
     const had = (await this.store.get(id)) !== null;
-    if (had) { this.persist(id, null); await this.saving.get(id); }
+    if (had) { void this.persist(id, null); await this.saving.get(id); }
     return had;
   }
 
@@ -390,6 +395,7 @@ export class Engine {
         conv.transcript.detach();
         status = created ? 'new' : 'appended';
       }
+      if (feed.length > this.maxPromptTokens) throw new ApiError(400, `the prompt has ${feed.length} new tokens; this server takes at most ${this.maxPromptTokens} per request`, 'invalid_request_error', opts.input.kind === 'chat' ? 'messages' : 'prompt', 'prompt_too_long');
       if (feed.length === 0) throw new ApiError(400, 'the prompt gives no tokens', 'invalid_request_error', opts.input.kind === 'chat' ? 'messages' : 'prompt', 'invalid_value');
     } catch (e) {
       if (created) this.discard(conv);
@@ -601,7 +607,7 @@ export class Engine {
     } catch (e) {
       if (e instanceof ApiError) throw e;
       if (mem && this.sessions.get(id) === mem) this.deleteSession(id);
-      this.persist(id, null);
+      void this.persist(id, null);
       return true;
     }
   }

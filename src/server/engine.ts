@@ -339,7 +339,12 @@ export class Engine {
     let unlock: (() => Promise<void>) | null = null;
     let restoreFailed = false;
     if (id !== null && this.store) {
-      unlock = await this.store.lock(id);
+      try {
+        unlock = await this.store.lock(id);
+      } catch (e) {
+        this.observer?.storeError?.(e);
+        throw new ApiError(503, `the session store is unavailable: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'store_unavailable');
+      }
       if (!unlock) throw new ApiError(409, `session '${id}' has a request in progress on another server; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
       try {
         restoreFailed = await this.restore(id);

@@ -33,6 +33,16 @@ export interface SessionHost {
   fingerprint: () => string;
 }
 
+/** Runs of consecutive physical slots in `order`, as [first slot, count]: one copy per run. */
+function slotRuns(order: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const s of order) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === s) last[1]++; else runs.push([s, 1]);
+  }
+  return runs;
+}
+
 /** A draft in flight (see Session.draft): its logits, and what to return to if it is rejected. */
 interface Draft { n: number; high: number; logits: Float32Array; before: Float32Array | null }
 
@@ -148,14 +158,19 @@ export class Session {
     if (this.draftState) throw new StreamlmError('a draft is open; accept() it before a snapshot', { field: 'draft' });
     const c = this.cache, rt = this.host.net.rt, book = c.book.state();
     const kvBytes = this.policy.carriesKV ? 2 * c.numLayers * book.order.length * c.kvDim * 4 : 0;
-    const kv = new Uint8Array(kvBytes);
-    if (kvBytes) {
-      const row = c.kvDim * 4;
-      let o = 0;
-      for (let l = 0; l < c.numLayers; l++)
-        for (const base of [c.k[l], c.v[l]])
-          for (const slot of book.order) { kv.set(rt.u8(base + slot * row, row), o); o += row; }
-    }
+    const kv = {
+      bytes: kvBytes,
+      write: (dst: Uint8Array): void => {
+        if (kvBytes === 0) return;
+        // One view of the memory (a shared memory's `buffer` getter is not free), one copy per run
+        // of consecutive slots, straight into the snapshot.
+        const mem = new Uint8Array(rt.memory.buffer), row = c.kvDim * 4;
+        let o = 0;
+        for (let l = 0; l < c.numLayers; l++)
+          for (const base of [c.k[l], c.v[l]])
+            for (const [slot, n] of slotRuns(book.order)) { dst.set(mem.subarray(base + slot * row, base + (slot + n) * row), o); o += n * row; }
+      },
+    };
     const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     const stream = book.stream.subarray(0, c.capacity), token = book.token.subarray(0, c.capacity), group = book.group.subarray(0, c.capacity);
     return encodeSnapshot({
@@ -175,7 +190,7 @@ export class Session {
     const [stream, token, group] = ['stream', 'token', 'group'].map((n) => snap.section(n));
     if (stream.length !== h.capacity * 8 || token.length !== h.capacity * 4 || group.length !== h.capacity * 4) throw corrupt('slot records do not match its capacity');
     const book = SlotBook.fromState({ order: h.order, free: h.free, high: h.high, stream: f64(stream), token: i32(token), group: i32(group) }, c.capacity);
-    const kv = snap.section('kv');
+    const kv = snap.view('kv');
     const row = c.kvDim * 4;
     const want = this.policy.carriesKV ? 2 * c.numLayers * h.order.length * row : 0;
     if (kv.length !== want) throw corrupt(`K/V section has ${kv.length} bytes, expected ${want}`);
@@ -185,10 +200,11 @@ export class Session {
     if (!Array.isArray(h.pending) || h.pending.some((x) => !Number.isInteger(x) || x < 0 || x >= V)) throw corrupt('pending tokens are outside the vocabulary');
     const logits = snap.section('logits');
     if (logits.length !== h.vocab * 4 || (h.vocab !== 0 && h.vocab !== V)) throw corrupt('logits do not match the vocabulary');
+    const mem = new Uint8Array(rt.memory.buffer);
     let o = 0;
     for (let l = 0; l < c.numLayers && want; l++)
       for (const base of [c.k[l], c.v[l]])
-        for (const slot of h.order) { rt.u8(base + slot * row, row).set(kv.subarray(o, o + row)); o += row; }
+        for (const [slot, n] of slotRuns(h.order)) { mem.set(kv.subarray(o, o + n * row), base + slot * row); o += n * row; }
     c.restore(book, counters[0], counters[1]);
     this.pending = [...h.pending];
     this.last = h.vocab ? new Float32Array(logits.buffer, logits.byteOffset, h.vocab).slice() : null;

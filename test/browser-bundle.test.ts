@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { defaultModelDir } from '../src/cli/common.js';
+import { startWebServer } from '../src/server/static.js';
 import { buildBrowserBundle } from './helpers/browser-page.js';
 
 test('the browser bundles contain no Node-only import', () => {
@@ -24,6 +26,32 @@ test('the browser bundles contain no Node-only import', () => {
     }
     assert.ok(readFileSync(join(out, 'kernels.wasm')).subarray(0, 4).equals(Buffer.from([0, 0x61, 0x73, 0x6d])), 'kernels.wasm is a wasm module');
   } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('streamlm web serves the page and the model folder with the isolation headers, and nothing else', async () => {
+  const out = buildBrowserBundle();
+  const srv = await startWebServer({ modelDir: defaultModelDir(), port: 0, distDir: out });
+  try {
+    const page = await fetch(srv.url + '/');
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin');
+    assert.equal(page.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    assert.match(await page.text(), /<script type="module" src="page.js">/);
+    const wasm = await fetch(srv.url + '/kernels.wasm');
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    const cfg = await fetch(srv.url + '/model/config.json', { method: 'HEAD' });
+    assert.equal(cfg.status, 200);
+    assert.ok(cfg.headers.get('etag'));
+    assert.deepEqual(JSON.parse(await (await fetch(srv.url + '/model/config.json')).text()), JSON.parse(readFileSync(join(defaultModelDir(), 'config.json'), 'utf8')));
+    for (const bad of ['/model/../package.json', '/../package.json', '/model/', '/src/cli/web.ts', '/%2e%2e/package.json']) {
+      assert.equal((await fetch(srv.url + bad)).status, 404, bad);
+    }
+    assert.equal((await fetch(srv.url + '/', { method: 'POST' })).status, 405);
+    await assert.rejects(startWebServer({ modelDir: 'no/such/dir', port: 0, distDir: out }), /no\/such\/dir: --model: not an HF model folder with config\.json/);
+  } finally {
+    await srv.close();
     rmSync(out, { recursive: true, force: true });
   }
 });

@@ -3,11 +3,12 @@
 // survives a reload through its OPFS snapshot; without isolation headers it runs on one thread.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { startWebServer, type RunningWebServer } from '../src/cli/web.js';
+import { startWebServer, type RunningWebServer } from '../src/server/static.js';
 import { defaultModelDir } from '../src/cli/common.js';
+import { evalStream } from '../src/eval/ppl.js';
 import { generate } from '../src/generate/generate.js';
 import { loadModel, type Model } from '../src/model.js';
 import type { Session } from '../src/session.js';
@@ -103,6 +104,29 @@ test('a conversation survives a reload: the next reply equals an uninterrupted s
   const expected = await nodeTurns(turns);
   assert.deepEqual(first, expected[0]);
   assert.deepEqual(second, expected[1]);
+  await ctx.close();
+});
+
+test('"stream a text" gives eval-ppl\'s perplexity per policy and plots it', { skip }, async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(srv.url + '/');
+  await waitLoaded(page);
+  const text = readFileSync('README.md', 'utf8');
+  const tokens = 160;
+  await page.click('#tab-stream');
+  await page.fill('#text', text);
+  await page.fill('#policies', 'window:32,sink:4+28');
+  await page.fill('#tokens', String(tokens));
+  await page.click('#run');
+  await page.locator('#pplTable[data-finished="true"]').waitFor({ timeout: 120_000 });
+  const shown = await page.evaluate(() => (window as unknown as { streamlm: { ppl: Record<string, number> } }).streamlm.ppl);
+  const ids = model.encode(text).slice(0, tokens);
+  for (const cache of ['window:32', 'sink:4+28']) {
+    const ref = evalStream(model, ids, { cache, afterWindow: 32 });
+    assert.ok(Math.abs(shown[cache] - ref.ppl) <= 1e-9 * ref.ppl, `${cache}: page ${shown[cache]}, Node ${ref.ppl}`);
+  }
+  assert.equal(await page.locator('#plot polyline').count(), 2);
   await ctx.close();
 });
 

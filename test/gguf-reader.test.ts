@@ -104,7 +104,7 @@ function isClean(f: () => void): { ok: boolean; msg: string } {
     f();
     return { ok: true, msg: '' };
   } catch (e) {
-    if (!(e instanceof StreamlmError)) throw new Error(`not a StreamlmError: ${e instanceof Error ? e.stack : JSON.stringify(e)}`);
+    if (!(e instanceof StreamlmError)) throw new Error(`not a StreamlmError: ${e instanceof Error ? e.stack : String(e)}`);
     assert.ok(!e.message.includes('\n'), `multi-line message: ${e.message}`);
     return { ok: false, msg: e.message };
   }

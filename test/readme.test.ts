@@ -50,7 +50,7 @@ test('every README command and flag is accepted, and the files it names exist', 
     }
     byCommand.set(argv[0], [...(byCommand.get(argv[0]) ?? []), ...argv.slice(1)]);
   }
-  assert.deepEqual([...byCommand.keys()].sort(), ['attention-map', 'chat', 'compress', 'eval-ppl', 'generate', 'serve']);
+  assert.deepEqual([...byCommand.keys()].sort(), ['attention-map', 'chat', 'compress', 'eval-ppl', 'generate', 'quantize', 'serve']);
   assert.ok(byCommand.get('serve')!.includes('--cors-origin') && byCommand.get('compress')!.includes('--energy'));
   for (const [cmd, args] of byCommand) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, cmd, ...args, '--help'], { encoding: 'utf8', cwd: ROOT, timeout: 60_000 });

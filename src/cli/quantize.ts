@@ -9,11 +9,16 @@ Writes the Hugging Face model in DIR (Llama, Mistral or Qwen2) as one GGUF file 
 biases stay f32. Rows that cannot hold TYPE's blocks fall back per tensor, as llama.cpp does.
   --type   ${GGUF_TYPES.join(', ')}`;
 
+/** The CLI command; a promise so every command has one shape (the work itself is synchronous). */
 export function runQuantize(argv: string[]): Promise<void> {
+  return Promise.resolve().then(() => quantize(argv));
+}
+
+function quantize(argv: string[]): void {
   const { flags } = parseFlags(argv, {
     model: { type: 'string' }, out: { type: 'string' }, type: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   }, 'quantize');
-  if (flags.help) { console.log(HELP); return Promise.resolve(); }
+  if (flags.help) { console.log(HELP); return; }
   const model = str(flags, 'model');
   if (!model) throw new StreamlmError('a model directory is required', { field: '--model' });
   const out = str(flags, 'out');
@@ -33,5 +38,4 @@ export function runQuantize(argv: string[]): Promise<void> {
   console.error(`[streamlm] wrote ${r.file}: ${r.tensors} tensors (${counts}), ${(r.dataBytes / 1e6).toFixed(2)} MB of weights in ${seconds.toFixed(1)} s`);
   for (const f of r.fallbacks) console.error(`[streamlm]   ${f.name}: ${f.reason}`);
   if (flags.json) console.log(JSON.stringify({ ...r, seconds }));
-  return Promise.resolve();
 }

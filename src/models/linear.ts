@@ -34,7 +34,14 @@ export interface LowRankLinear extends LinearBase {
   R: number;
 }
 
-export type Linear = DenseLinear | Q8Linear | BlockLinear | LowRankLinear;
+/**
+ * f32 weights repacked at load into groups of 4 rows, each group one contiguous stream
+ * (src/kernels/matmul_r4.ts): the decode GEMV reads them about 1.5x faster per CPU-second than
+ * row-major rows, with bit-identical results (docs/benchmarks.md).
+ */
+export interface R4Linear extends LinearBase { kind: 'f32r4'; w: number }
+
+export type Linear = DenseLinear | R4Linear | Q8Linear | BlockLinear | LowRankLinear;
 
 /** Scratch a linear may use for quantized activations: int8 (M·K) and f32 scales (M·K/32 + 1). */
 export interface LinearScratch { xq: number; xs: number }
@@ -47,6 +54,7 @@ export type LinearFn = (out: number, x: number, lin: Linear, M: number, xq: numb
 
 const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } = {
   dense: (rt, out, x, lin, M) => rt.run(MATMUL[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  f32r4: (rt, out, x, lin, M) => rt.run('matmul_f32r4', [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
   q8_0: (rt, out, x, lin, M, s) => {
     rt.k.quantize_q8(s.xq, s.xs, x, M, lin.K);
     rt.run('matmul_q8', [out, s.xq, s.xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);

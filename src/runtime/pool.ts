@@ -115,13 +115,13 @@ export class Pool {
     Atomics.store(ctl, CLAIM, chunks << 16);
     Atomics.add(ctl, GEN, 1);
     if (Atomics.load(ctl, SLEEPERS) > 0) Atomics.notify(ctl, GEN);
-    let error: unknown;
+    let error: Error | undefined;
     let ran = 0;
     for (let v = claimChunk(ctl, CLAIM); v >= 0; v = claimChunk(ctl, CLAIM)) {
       try {
         callParallel(fn, args, n, v & 0xffff, chunks);
       } catch (e) {
-        error ??= e;
+        error ??= e instanceof Error ? e : new Error(JSON.stringify(e));
       }
       ran++;
     }
@@ -141,7 +141,7 @@ export class Pool {
     const failed = Atomics.exchange(ctl, FAILED, 0);
     // Which thread ran the bad chunk is chance, so both paths give the same kind of error.
     if (error !== undefined) {
-      throw new StreamlmError(`kernel ${op} failed on thread 0: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { field: 'Runtime.run' });
+      throw new StreamlmError(`kernel ${op} failed on thread 0: ${error.message}`, { field: 'Runtime.run' });
     }
     if (failed) throw new StreamlmError(`kernel ${op} failed on thread ${failed - 1} (see stderr)`, { field: 'Runtime.run' });
   }

@@ -6,8 +6,12 @@ const engine = new Worker(new URL('./engine.js', import.meta.url), { type: 'modu
 const send = (m: ToEngine): void => engine.postMessage(m);
 
 /** What tests and scripts read: the loaded model, and the ids of each finished reply. */
-interface PageState { info: ModelInfo | null; replies: number[][]; restored: boolean; errors: string[]; done: Extract<FromEngine, { t: 'done' }> | null }
-const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null };
+interface PageState {
+  info: ModelInfo | null; replies: number[][]; restored: boolean; errors: string[]; done: Extract<FromEngine, { t: 'done' }> | null;
+  /** Perplexity so far per policy of the last "stream a text" run. */
+  ppl: Record<string, number>;
+}
+const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null, ppl: {} };
 (window as unknown as { streamlm: PageState }).streamlm = state;
 
 let bubble: HTMLElement | null = null;
@@ -118,6 +122,7 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
       break;
     case 'ppl':
       series.set(m.policy, m.series);
+      state.ppl[m.policy] = m.ppl;
       plot(m.total);
       $('pplTable').innerHTML = [...series.keys()].map((k) => `${k}: ${k === m.policy ? `${m.ppl.toFixed(2)} after ${m.done}/${m.total}` : 'done'}`).join('<br>');
       $('pplTable').dataset.last = JSON.stringify({ policy: m.policy, ppl: m.ppl, done: m.done });
@@ -160,6 +165,7 @@ $('stop').onclick = () => send({ t: 'stop' });
 $('reset').onclick = () => { $('log').textContent = ''; state.replies = []; send({ t: 'reset' }); };
 $('run').onclick = () => {
   series.clear();
+  state.ppl = {};
   delete $('pplTable').dataset.finished;
   busy(true);
   send({ t: 'ppl', text: $<HTMLTextAreaElement>('text').value, policies: $('policies').value.split(',').map((s) => s.trim()).filter(Boolean), tokens: Number($('tokens').value) });

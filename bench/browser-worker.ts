@@ -1,0 +1,29 @@
+// bench:browser's engine worker (bundled by bench/browser.ts): loads the served model through
+// streamlm/browser and runs bench/browser-timing.ts on request.
+import { loadModel, type Model } from '../src/browser/index.js';
+import { memoryTrace, timeModel } from './browser-timing.js';
+
+type Job =
+  | { t: 'load'; threads: number; dtype: 'auto' | 'f32' | 'q8_0' }
+  | { t: 'time'; prompt: number[]; gen: number; cache: string }
+  | { t: 'memory'; prompt: number[]; tokens: number; every: number; cache: string };
+
+let model: Model | null = null;
+
+self.onmessage = async (e: MessageEvent<Job>) => {
+  const j = e.data;
+  try {
+    if (j.t === 'load') {
+      await model?.close();
+      model = await loadModel('/model/', { threads: j.threads, dtype: j.dtype, cacheName: null });
+      postMessage({ ok: true, threads: model.threads, isolated: globalThis.crossOriginIsolated });
+    } else if (j.t === 'time') {
+      postMessage({ ok: true, ...timeModel(model!, j.prompt, j.gen, j.cache) });
+    } else {
+      // measureUserAgentSpecificMemory is a window API; in a worker only the wasm memory size is at hand.
+      postMessage({ ok: true, ...await memoryTrace(model!, j.prompt, j.tokens, j.every, j.cache) });
+    }
+  } catch (err) {
+    postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
+  }
+};

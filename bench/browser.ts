@@ -1,0 +1,138 @@
+/**
+ * bench:browser — the engine in headless Chromium against ours in Node and against wllama
+ * (@wllama/wllama 3.8.1, llama.cpp compiled to wasm), on the same weights and thread count.
+ *
+ *   npm run bench:browser -- [--json] [--model DIR] [--threads 2] [--dtype f32|q8_0] [--prompt 128]
+ *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama]
+ *
+ * One Chromium runs one cross-origin-isolated page (the static server of `streamlm web`): our engine
+ * in a Web Worker through streamlm/browser, and wllama fed the GGUF our exporter writes
+ * (src/export/gguf.ts) at the same dtype. Ours in Node runs in this process. The three sides run
+ * `--reps` alternating rounds; each keeps its median. Ours: bench/browser-timing.ts (a warm-up,
+ * the prompt in one prefill, `--gen` greedy steps); wllama: one warm-up completion, then a completion
+ * of the same prompt text with EOS ignored, timed by llama.cpp itself. Then a memory trace: the
+ * page's wasm memory every 1000 tokens over `--stream-tokens` generated tokens under sink:4+508.
+ *
+ * Output: a table on stderr; with --json one JSON object on stdout with the raw figures,
+ * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts.
+ */
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+import { defaultModelDir } from '../src/cli/common.js';
+import { startWebServer } from '../src/server/static.js';
+import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
+import { loadModel } from '../src/model.js';
+import { buildBrowserBundle, launchChromium } from '../test/helpers/browser-page.js';
+import { timeModel, type MemoryTrace, type Speeds } from './browser-timing.js';
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
+const json = argv.includes('--json');
+const modelDir = resolve(flag('model') ?? defaultModelDir());
+const threads = Number(flag('threads') ?? 2);
+const dtype = (flag('dtype') ?? 'f32') as 'f32' | 'q8_0';
+const promptLen = Number(flag('prompt') ?? 128);
+const gen = Number(flag('gen') ?? 128);
+const reps = Number(flag('reps') ?? 3);
+const streamTokens = Number(flag('stream-tokens') ?? 20000);
+const withWllama = !argv.includes('--no-wllama');
+const CACHE = 'sink:4+508';
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+
+const dist = buildBrowserBundle();
+const root = resolve(import.meta.dirname, '..');
+await build({ entryPoints: [join(root, 'bench/browser-worker.ts')], outfile: join(dist, 'bench-worker.js'), bundle: true, format: 'esm', platform: 'browser', logLevel: 'warning',
+  plugins: [{ name: 'web', setup(b) { b.onResolve({ filter: /platform\/current\.js$/ }, () => ({ path: join(root, 'src/platform/current-web.ts') })); } }] });
+await build({ entryPoints: [join(root, 'bench/browser-page.ts')], outfile: join(dist, 'bench-page.js'), bundle: true, format: 'esm', platform: 'browser', logLevel: 'warning' });
+const html = '<!doctype html><meta charset="utf-8"><title>loading</title><script type="module" src="/bench-page.js"></script>';
+writeFileSync(join(dist, 'bench.html'), html);
+copyFileSync(join(root, 'node_modules/@wllama/wllama/esm/wasm/wllama.wasm'), join(dist, 'wllama.wasm'));
+if (withWllama) exportGguf(modelDir, join(dist, 'model.gguf'), { dtype: dtype as GgufDtype });
+
+const srv = await startWebServer({ modelDir, port: 0, distDir: dist });
+const browser = await launchChromium();
+const page = await browser.newPage();
+const consoleErrors: string[] = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+await page.goto(srv.url + '/bench.html');
+await page.waitForFunction(() => document.title === 'ready');
+/** Calls `window.bench[fn](...args)` in the page (bench/browser-page.ts). */
+async function call<T>(fn: string, ...args: unknown[]): Promise<T> {
+  const r: unknown = await page.evaluate(([f, a]) => (window as unknown as { bench: Record<string, (...x: unknown[]) => Promise<unknown>> }).bench[f](...a), [fn, args] as [string, unknown[]]);
+  return r as T;
+}
+
+const node = await loadModel(modelDir, { threads, dtype });
+const text = readFileSync(join(root, 'README.md'), 'utf8');
+const prompt = node.encode(text).slice(0, promptLen);
+const loaded = await call<{ threads: number; isolated: boolean }>('ours', { t: 'load', threads, dtype });
+let wllamaError: string | null = null;
+let llamaVersion = '';
+let wllamaLetters = prompt.length;
+if (withWllama) {
+  try {
+    llamaVersion = await call<string>('wllamaLoad', threads, 1024);
+    // llama.cpp adds a few tokens of its own (BOS, a leading space); size the prompt so it counts ours.
+    const w = await call<{ prompt_n: number }>('wllamaTime', prompt.length, 8);
+    wllamaLetters = prompt.length - (w.prompt_n - prompt.length);
+  } catch (e) {
+    wllamaError = (e as Error).message;
+  }
+}
+
+const rounds: { page: Speeds[]; node: Speeds[]; wllama: Speeds[] } = { page: [], node: [], wllama: [] };
+let wllamaPromptN = 0;
+for (let r = 0; r < reps; r++) {
+  const order = r % 2 === 0 ? ['page', 'node', 'wllama'] : ['wllama', 'node', 'page'];
+  for (const side of order) {
+    if (side === 'page') rounds.page.push(await call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE }));
+    if (side === 'node') rounds.node.push(timeModel(node, prompt, gen, CACHE));
+    if (side === 'wllama' && withWllama && !wllamaError) {
+      const w = await call<Speeds & { prompt_n: number }>('wllamaTime', wllamaLetters, gen);
+      wllamaPromptN = w.prompt_n;
+      rounds.wllama.push(w);
+    }
+  }
+  log(`round ${r + 1}/${reps}: page ${rounds.page.at(-1)!.decode_tok_s.toFixed(1)}, node ${rounds.node.at(-1)!.decode_tok_s.toFixed(1)}, wllama ${rounds.wllama.at(-1)?.decode_tok_s.toFixed(1) ?? '-'} decode tok/s`);
+}
+const med = (xs: Speeds[]): Speeds | null => (xs.length ? { prefill_tok_s: median(xs.map((x) => x.prefill_tok_s)), decode_tok_s: median(xs.map((x) => x.decode_tok_s)) } : null);
+const pageS = med(rounds.page)!, nodeS = med(rounds.node)!, wllamaS = med(rounds.wllama);
+
+let memory: MemoryTrace | null = null;
+if (streamTokens > 0) {
+  memory = await call<MemoryTrace>('ours', { t: 'memory', prompt: prompt.slice(0, 16), tokens: streamTokens, every: 1000, cache: CACHE });
+}
+const ua = await call<number | null>('uaMemory').catch(() => null);
+const chromium = browser.version();
+await browser.close();
+await srv.close();
+await node.close();
+rmSync(dist, { recursive: true, force: true });
+
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+const out = {
+  date: new Date().toISOString(), cpu: cpus()[0]?.model, loadavg: loadavg().map((x) => r3(x)), chromium, libllama: llamaVersion,
+  model: modelDir, dtype, threads, page_threads: loaded.threads, cross_origin_isolated: loaded.isolated, prompt_tokens: prompt.length,
+  wllama_prompt_tokens: wllamaPromptN, gen, reps, cache: CACHE,
+  page: pageS, node: nodeS, wllama: wllamaS, wllama_error: wllamaError, rounds,
+  browser_vs_node: r3(pageS.decode_tok_s / nodeS.decode_tok_s),
+  browser_vs_wllama: wllamaS ? r3(pageS.decode_tok_s / wllamaS.decode_tok_s) : null,
+  prefill_browser_vs_node: r3(pageS.prefill_tok_s / nodeS.prefill_tok_s),
+  prefill_browser_vs_wllama: wllamaS ? r3(pageS.prefill_tok_s / wllamaS.prefill_tok_s) : null,
+  memory: memory && { tokens: memory.tokens, every: memory.every, tok_s: r3(memory.tok_s), wasm_bytes_first: memory.wasm_bytes[0], wasm_bytes_max: Math.max(...memory.wasm_bytes),
+    wasm_bytes_last: memory.wasm_bytes.at(-1), flat: Math.max(...memory.wasm_bytes) === memory.wasm_bytes[0] },
+  ua_memory_bytes_end: ua,
+  console_errors: consoleErrors.slice(0, 5),
+};
+const f = (s: Speeds | null): string => (s ? `${s.prefill_tok_s.toFixed(0).padStart(8)} ${s.decode_tok_s.toFixed(1).padStart(8)}` : '       -        -');
+log(`\n${chromium}, ${out.cpu}, load ${out.loadavg.join(' ')}; ${dtype}, ${threads} threads, prompt ${prompt.length}, gen ${gen}, median of ${reps}`);
+log('side            prefill   decode (tok/s)');
+log(`page (ours)    ${f(pageS)}`);
+log(`node (ours)    ${f(nodeS)}`);
+log(`page (wllama)  ${f(wllamaS)}${wllamaError ? '  ' + wllamaError : ''}`);
+log(`browser_vs_node ${out.browser_vs_node}, browser_vs_wllama ${out.browser_vs_wllama}`);
+if (out.memory) log(`memory over ${out.memory.tokens} tokens (${CACHE}): wasm ${out.memory.wasm_bytes_first} -> max ${out.memory.wasm_bytes_max} bytes, flat: ${out.memory.flat}`);
+if (json) console.log(JSON.stringify(out));

@@ -49,7 +49,7 @@ before(async () => {
   url = `redis://127.0.0.1:${port}/0`;
   redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    try { (await store()).close(); stores.pop(); break; } catch { await new Promise((r) => setTimeout(r, 50)); }
+    try { await (await store()).close(); stores.pop(); break; } catch { await new Promise((r) => setTimeout(r, 50)); }
   }
   model = await loadModel(fixtureDir('llama'), { threads: 1 });
   const srv = await startServer(model, { port: 0, cache: CACHE, maxSessions: 1 });

@@ -11,6 +11,7 @@ import { makeDrafter, type SpeculateOptions } from '../generate/speculate.js';
 import type { Model } from '../model.js';
 import type { CacheStats, Session } from '../session.js';
 import { ApiError } from './errors.js';
+import type { SessionStore } from './store/types.js';
 
 export interface EngineOptions {
   /** Cache policy of every session: `sink:S+W` or `window:W` (default `sink:4+2044`). */
@@ -29,6 +30,13 @@ export interface EngineOptions {
   observer?: EngineObserver;
   /** Speculative decoding for every turn (default off); see DecodeOptions.speculate. */
   speculate?: SpeculateOptions;
+  /**
+   * Keeps every named session's snapshot after each turn, so the in-memory caches are a cache in
+   * front of it: an evicted or restarted session is restored from it on its next request.
+   */
+  store?: SessionStore;
+  /** Tokens one request may feed (its new text, after the template); more is a 400 (default unlimited). */
+  maxPromptTokens?: number;
 }
 
 export interface EngineObserver {
@@ -39,6 +47,8 @@ export interface EngineObserver {
   turn(result: TurnResult): void;
   /** A session was dropped to make room (LRU). */
   drop(): void;
+  /** The session store failed to save or load (the turn itself went on). */
+  storeError?(e: unknown): void;
 }
 
 /** New text for the session: chat messages (rendered with the chat template), raw text, or token ids. */
@@ -150,6 +160,8 @@ interface Job {
   tLast: number;
   ttftMs: number | null;
   settle: (r: TurnResult) => void;
+  /** Releases the store's cross-process lock on the session. */
+  unlock: (() => Promise<void>) | null;
 }
 
 interface Waiter { resolve: (kv: KVCache) => void; reject: (e: unknown) => void }
@@ -184,6 +196,10 @@ export class Engine {
   private readonly jobs: Job[] = [];
   private readonly oneOff = new Set<Conversation>();
   private readonly eos: number[];
+  private readonly store: SessionStore | null;
+  private readonly maxPromptTokens: number;
+  /** The last store write (or delete) of each id, so reads and writes of one id stay in order. */
+  private readonly saving = new Map<string, Promise<void>>();
   private running = false;
   private closed = false;
   readonly observer: EngineObserver | null;
@@ -208,6 +224,9 @@ export class Engine {
     this.template = new ChatTemplate(model.tokenizer, { template: opts.chatTemplate });
     this.observer = opts.observer ?? null;
     this.eos = model.eosTokenIds;
+    this.store = opts.store ?? null;
+    this.maxPromptTokens = opts.maxPromptTokens ?? Infinity;
+    if (!(this.maxPromptTokens >= 1)) throw new StreamlmError(`expected a positive integer, got ${opts.maxPromptTokens}`, { field: '--max-prompt-tokens' });
     for (let i = 0; i < this.maxSessions; i++) {
       this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
     }
@@ -252,7 +271,18 @@ export class Engine {
     if (c.busy) throw new ApiError(409, `session '${id}' has a request in progress`, 'invalid_request_error', 'session', 'session_busy');
     this.sessions.delete(id);
     this.releaseCache(c.kv);
+    if (this.store) void this.persist(id, null);
     return true;
+  }
+
+  /** Forgets `id` in the store too (known or not in memory); false if it was nowhere. */
+  async deleteStored(id: string): Promise<boolean> {
+    if (this.deleteSession(id)) return true;
+    if (!this.store) return false;
+    await this.saving.get(id);
+    const had = (await this.store.get(id)) !== null;
+    if (had) { void this.persist(id, null); await this.saving.get(id); }
+    return had;
   }
 
   /**
@@ -314,13 +344,38 @@ export class Engine {
       throw new ApiError(409, `session '${id}' already has a request in progress; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
     }
     new Sampler(opts.sampler);  // checks the sampling options before a cache is taken
+    let unlock: (() => Promise<void>) | null = null;
+    let restoreFailed = false;
+    if (id !== null && this.store) {
+      try {
+        unlock = await this.store.lock(id);
+      } catch (e) {
+        this.observer?.storeError?.(e);
+        throw new ApiError(503, `the session store is unavailable: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'store_unavailable');
+      }
+      if (!unlock) throw new ApiError(409, `session '${id}' has a request in progress on another server; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
+      try {
+        restoreFailed = await this.restore(id);
+      } catch (e) {
+        await unlock();
+        throw e;
+      }
+      conv = this.sessions.get(id);
+      if (conv?.busy || this.reserved.has(id)) {
+        await unlock();
+        throw new ApiError(409, `session '${id}' already has a request in progress; wait for it to finish`, 'invalid_request_error', 'session', 'session_busy');
+      }
+    }
     let created = false;
-    const dropped = id !== null && !conv && this.dropped.has(id);
+    const dropped = id !== null && !conv && (restoreFailed || this.dropped.has(id));
     if (!conv) {
       if (id !== null) this.reserved.add(id);
       let kv: KVCache;
       try {
         kv = await this.acquireCache(opts.signal);
+      } catch (e) {
+        await unlock?.();
+        throw e;
       } finally {
         if (id !== null) this.reserved.delete(id);
       }
@@ -353,9 +408,11 @@ export class Engine {
         conv.transcript.detach();
         status = created ? 'new' : 'appended';
       }
+      if (feed.length > this.maxPromptTokens) throw new ApiError(400, `the prompt has ${feed.length} new tokens; this server takes at most ${this.maxPromptTokens} per request`, 'invalid_request_error', opts.input.kind === 'chat' ? 'messages' : 'prompt', 'prompt_too_long');
       if (feed.length === 0) throw new ApiError(400, 'the prompt gives no tokens', 'invalid_request_error', opts.input.kind === 'chat' ? 'messages' : 'prompt', 'invalid_value');
     } catch (e) {
       if (created) this.discard(conv);
+      await unlock?.();
       if (e instanceof StreamlmError && !(e instanceof ApiError)) throw new ApiError(400, e.message, 'invalid_request_error', e.field ?? null, 'invalid_value');
       throw e;
     }
@@ -373,7 +430,7 @@ export class Engine {
     });
     const job: Job = {
       conv, feed, fed: 0, stepper, reply: '', chat: opts.input.kind === 'chat', signal: opts.signal, out,
-      t0, tLast: t0, ttftMs: null, settle,
+      t0, tLast: t0, ttftMs: null, settle, unlock,
     };
     this.jobs.push(job);
     this.kick();
@@ -424,6 +481,8 @@ export class Engine {
     for (const [id, c] of this.sessions) {
       if (c.busy) continue;
       this.sessions.delete(id);
+      // With a store the session was saved after its last turn: it comes back on its next request.
+      if (this.store) return c.kv;
       this.dropped.set(id, true);
       if (this.dropped.size > DROPPED_MEMORY) this.dropped.delete(this.dropped.keys().next().value!);
       this.observer?.drop();
@@ -511,11 +570,62 @@ export class Engine {
     };
     const sp = job.stepper.stats().speculation;
     if (sp) result.speculation = sp;
+    // Taken now, while no other turn can touch the cache; written before the client hears the end.
+    const saved = c.id !== null && this.store ? this.persist(c.id, this.snapshotOf(c)) : Promise.resolve();
     if (c.id === null) this.discard(c);
     else if (this.waiters.length > 0) { const kv = this.dropIdle(); if (kv) this.releaseCache(kv); }
     this.observer?.turn(result);
-    job.settle(result);
-    job.out.end();
+    void saved.then(() => job.unlock?.()).catch((e: unknown) => this.observer?.storeError?.(e)).finally(() => {
+      job.settle(result);
+      job.out.end();
+    });
+  }
+
+  private snapshotOf(c: Conversation): Uint8Array {
+    return c.session.snapshot({ extra: { kind: 'streamlm-conversation', turns: c.turns, transcript: c.transcript.state() } });
+  }
+
+  /** Queues a write (or, for null, a delete) of `id` after the previous one; store errors go to the observer. */
+  private persist(id: string, bytes: Uint8Array | null): Promise<void> {
+    const store = this.store!;
+    const prev = this.saving.get(id) ?? Promise.resolve();
+    const next = prev.then(() => (bytes ? store.put(id, bytes) : store.delete(id))).catch((e: unknown) => this.observer?.storeError?.(e));
+    this.saving.set(id, next);
+    void next.then(() => { if (this.saving.get(id) === next) this.saving.delete(id); });
+    return next;
+  }
+
+  /**
+   * Brings `id` from the store into memory when it is not there, or when another replica ran a
+   * later turn on it (the stored turn count differs). Returns true when a stored snapshot was
+   * refused (corrupt, another model or other settings): it is deleted and the session starts fresh.
+   */
+  private async restore(id: string): Promise<boolean> {
+    await this.saving.get(id);
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.store!.get(id);
+    } catch (e) {
+      this.observer?.storeError?.(e);
+      throw new ApiError(503, `the session store is unavailable: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'store_unavailable');
+    }
+    const mem = this.sessions.get(id);
+    if (!bytes) return false;
+    if (mem) {
+      if (mem.busy) return false;
+      try {
+        if ((decodeSnapshot(bytes).header.extra as { turns?: unknown } | null)?.turns === mem.turns) return false;
+      } catch { /* refused below by loadSession */ }
+    }
+    try {
+      await this.loadSession(id, bytes);
+      return false;
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      if (mem && this.sessions.get(id) === mem) this.deleteSession(id);
+      void this.persist(id, null);
+      return true;
+    }
   }
 
   private fail(job: Job, e: unknown): void {
@@ -523,6 +633,7 @@ export class Engine {
     c.busy = false;
     this.discard(c);
     if (c.id !== null) this.dropped.set(c.id, true);
+    void job.unlock?.();
     const err = e instanceof ApiError ? e : new ApiError(500, `generation failed: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, 'internal_error');
     job.settle({ finishReason: 'abort', promptTokens: job.feed.length, completionTokens: job.stepper.stats().newTokens, ttftMs: job.ttftMs, durationMs: performance.now() - job.t0, cache: c.session.stats() });
     job.out.fail(err);

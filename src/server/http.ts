@@ -14,6 +14,8 @@ import { speculationMetrics, speculationUsage } from './speculation.js';
 import { chatPage } from './page.js';
 import type { Synthesizer } from '../speech/synth.js';
 import { ChatVoice, chatAudioMessage, speak, SpeechService } from './audio.js';
+import type { SessionStore } from './store/types.js';
+import { Auth, type Caller } from './auth.js';
 import { parseChatRequest, parseCompletionRequest, parseSessionId, parseSpeechRequest, type ApiRequest, type Limits } from './validate.js';
 
 export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
@@ -38,6 +40,12 @@ export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
   speech?: () => Promise<Synthesizer>;
   /** Called with one line per server error (default: none). */
   log?: (line: string) => void;
+  /** Where sessions are kept between turns beyond memory (see src/server/store); the caller closes it. */
+  store?: SessionStore;
+  /** API keys: when any, every /v1 route needs `Authorization: Bearer KEY`, and sessions are per key. */
+  apiKeys?: string[];
+  /** Completions running at once per key (or for everyone, without keys); more get a 429. */
+  maxConcurrentPerKey?: number;
 }
 
 export interface RunningServer {
@@ -100,6 +108,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         specMetrics(r.speculation);
       },
       drop: () => m.drops.inc(),
+      storeError: (e) => (opts.log ?? (() => {}))(`[streamlm] session store: ${e instanceof Error ? e.message : String(e)}`),
     },
   });
   addGauges(m.registry, engine);
@@ -116,6 +125,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
 
   const cors = corsPolicy(opts.corsOrigin);
   const speech = new SpeechService(opts.speech);
+  const auth = new Auth({ keys: opts.apiKeys ?? [], maxConcurrent: opts.maxConcurrentPerKey });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     let endpoint = 'other';
@@ -125,6 +135,8 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
       const method = req.method ?? 'GET';
       cors.headers(req, res);
       const route = (want: string): void => { if (method !== want) throw new ApiError(405, `${method} is not allowed on ${path}; use ${want}`, 'invalid_request_error', null, 'method_not_allowed'); };
+      // Preflights carry no credentials; everything else under /v1 needs a key when keys are set.
+      const caller = method !== 'OPTIONS' && (path === '/v1' || path.startsWith('/v1/')) ? auth.check(req) : null;
       if (method === 'OPTIONS') {
         endpoint = 'preflight';
         cors.preflight(req, res);
@@ -151,17 +163,17 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
         sendJson(res, 200, { id: modelId, object: 'model', created, owned_by: 'streamlm' });
       } else if (path.startsWith('/v1/sessions/')) {
         endpoint = 'sessions';
-        const id = parseSessionId(decodeURIComponent(path.slice('/v1/sessions/'.length)), 'session');
+        const id = auth.scope(caller!, parseSessionId(decodeURIComponent(path.slice('/v1/sessions/'.length)), 'session'));
         if (method === 'DELETE') {
-          if (!engine.deleteSession(id)) throw noSession(id);
-          sendJson(res, 200, { id, object: 'session.deleted', deleted: true });
+          if (!(await engine.deleteStored(id))) throw noSession(id.slice(caller!.namespace.length));
+          sendJson(res, 200, { id: id.slice(caller!.namespace.length), object: 'session.deleted', deleted: true });
         } else {
           route('GET');
           const s = engine.session(id);
-          if (!s) throw noSession(id);
+          if (!s) throw noSession(id.slice(caller!.namespace.length));
           const mem = engine.memory();
           sendJson(res, 200, {
-            id, object: 'session', busy: s.busy, turns: s.turns, idle_s: s.idleS, cache: cacheView(s.cache),
+            id: id.slice(caller!.namespace.length), object: 'session', busy: s.busy, turns: s.turns, idle_s: s.idleS, cache: cacheView(s.cache),
             memory: { kv_session_bytes: s.cache.bytes, kv_in_use_bytes: mem.kvInUseBytes, kv_reserved_bytes: mem.kvBytes, wasm_bytes: mem.wasmMemoryBytes, rss_bytes: mem.rssBytes },
           });
         }
@@ -186,7 +198,9 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
           if (r.session !== null && r.session !== h) throw new ApiError(400, 'the session field and the X-Session-Id header name different sessions', 'invalid_request_error', 'session', 'invalid_value');
           r.session = h;
         }
-        await complete(r, res);
+        const leave = auth.enter(caller!);
+        res.on('close', leave);
+        await complete(r, res, caller!);
       } else {
         throw new ApiError(404, `no route ${method} ${path}`, 'invalid_request_error', null, 'not_found');
       }
@@ -195,15 +209,15 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
     }
   };
 
-  const complete = async (r: ApiRequest, res: ServerResponse): Promise<void> => {
+  const complete = async (r: ApiRequest, res: ServerResponse, caller: Caller): Promise<void> => {
     // A spoken reply needs its synthesizer and voice checked before generation starts (a 400, not a broken stream).
     const synth = r.kind === 'chat' && r.audio ? await speech.get() : null;
     if (synth && r.kind === 'chat' && r.audio) synth.checkVoice({ voice: r.audio.voice });
     const ac = new AbortController();
     res.on('close', () => { if (!res.writableFinished) ac.abort(); });
     if (!res.socket || res.socket.destroyed) ac.abort();
-    const turn = await engine.start({
-      session: r.session,
+    const started = await engine.start({
+      session: r.session === null ? null : auth.scope(caller, r.session),
       input: r.kind === 'chat' ? { kind: 'chat', messages: r.messages } : { kind: 'text', prompt: r.prompt },
       maxTokens: r.maxTokens,
       sampler: { temperature: r.temperature, topP: r.topP, topK: r.topK, seed: r.seed },
@@ -211,6 +225,8 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
       ignoreEos: r.ignoreEos,
       signal: ac.signal,
     });
+    // The client sees its own session id, without its key's namespace.
+    const turn: Turn = { ...started, info: { ...started.info, session: r.session } };
     const id = newId(r.kind === 'chat' ? 'chatcmpl' : 'cmpl');
     const head = { id, object: r.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: fingerprint };
     const headers = sessionHeaders(turn.info);

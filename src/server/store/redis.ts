@@ -1,0 +1,78 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { SessionStore } from './types.js';
+
+export interface RedisStoreOptions {
+  /** Seconds a session is kept after its last turn (default: no expiry). */
+  ttlS?: number;
+  /** How long a lock lives without renewal; renewed at a third of it while a turn runs (default 30000 ms). */
+  lockMs?: number;
+}
+
+// Deletes or extends the lock only when it still holds our token, so an expired-then-retaken lock
+// of another replica is never touched.
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/**
+ * Snapshots in Redis, shared by replicas: `streamlm:<ns>:<id>` holds the bytes (SET replaces them
+ * atomically), `…:lock` a per-session lock (SET NX PX with a random token) so two replicas never
+ * run one session at once. `ns` is a digest of the model fingerprint and cache settings, so a
+ * server of another model never reads these keys.
+ */
+export class RedisStore implements SessionStore {
+  readonly name: string;
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly lockMs: number;
+
+  constructor(url: string, namespace: string, private readonly opts: RedisStoreOptions = {}) {
+    this.name = url;
+    // Fail a command fast while Redis is down (the request gets a 503) instead of queueing it forever.
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: (n) => Math.min(n * 100, 1000) });
+    this.redis.on('error', () => { /* reported per command; reconnects on its own */ });
+    this.prefix = `streamlm:${createHash('sha256').update(namespace).digest('hex').slice(0, 16)}:`;
+    this.lockMs = opts.lockMs ?? 30_000;
+  }
+
+  /** Connects once, so a wrong address is reported at start. */
+  async connect(): Promise<void> {
+    try {
+      await this.redis.connect();
+    } catch (e) {
+      this.redis.disconnect();   // else it keeps retrying in the background
+      throw e;
+    }
+  }
+
+  async get(id: string): Promise<Uint8Array | null> {
+    const b = await this.redis.getBuffer(this.prefix + id);
+    return b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : null;
+  }
+
+  async put(id: string, bytes: Uint8Array): Promise<void> {
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (this.opts.ttlS) await this.redis.set(this.prefix + id, b, 'EX', this.opts.ttlS);
+    else await this.redis.set(this.prefix + id, b);
+  }
+
+  async delete(id: string): Promise<void> { await this.redis.del(this.prefix + id); }
+
+  async lock(id: string): Promise<(() => Promise<void>) | null> {
+    const key = `${this.prefix}${id}:lock`;
+    const token = randomBytes(12).toString('hex');
+    if ((await this.redis.set(key, token, 'PX', this.lockMs, 'NX')) !== 'OK') return null;
+    const renew = setInterval(() => { this.redis.eval(RENEW, 1, key, token, this.lockMs).catch(() => {}); }, this.lockMs / 3);
+    renew.unref();
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      clearInterval(renew);
+      // If Redis is down the lock simply expires after lockMs.
+      await this.redis.eval(RELEASE, 1, key, token).catch(() => {});
+    };
+  }
+
+  async close(): Promise<void> { this.redis.disconnect(); return Promise.resolve(); }
+}

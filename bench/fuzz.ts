@@ -25,12 +25,12 @@ s.prefill(Array.from({ length: 40 }, (_, i) => i + 1));
 const real = s.snapshot({ extra: { kind: 'fuzz' } });
 s.close();
 
-const props: [string, fc.IRawProperty<never>, number][] = [
-  ['safetensors', safetensorsProperty as fc.IRawProperty<never>, runs],
-  ['gguf', ggufProperty as fc.IRawProperty<never>, runs],
-  ['config', configProperty as fc.IRawProperty<never>, runs],
-  ['snapshot', snapshotProperty(model, real) as fc.IRawProperty<never>, Math.ceil(runs / 2)],
-  ['request', requestProperty as fc.IRawProperty<never>, runs * 2],
+const props: [string, fc.IRawProperty<unknown>, number][] = [
+  ['safetensors', safetensorsProperty as fc.IRawProperty<unknown>, runs],
+  ['gguf', ggufProperty as fc.IRawProperty<unknown>, runs],
+  ['config', configProperty as fc.IRawProperty<unknown>, runs],
+  ['snapshot', snapshotProperty(model, real) as fc.IRawProperty<unknown>, Math.ceil(runs / 2)],
+  ['request', requestProperty as fc.IRawProperty<unknown>, runs * 2],
 ];
 const failures: { property: string; report: string }[] = [];
 const seconds: Record<string, number> = {};

@@ -123,7 +123,7 @@ test('the server engine speculates per turn: same tokens as plain, and speculati
     const turn = async (speculate: GenerateOptions['speculate']): Promise<{ text: string; r: TurnResult }> => {
       const eng = new Engine(model, { cache: 'sink:4+20', maxSessions: 1, prefillChunk: 8, speculate });
       try {
-        const t = await eng.start({ input: { kind: 'text', prompt: PROMPT }, maxTokens: 60, sampler: {}, stop: [], ignoreEos: true });
+        const t = await eng.start({ session: null, input: { kind: 'text', prompt: PROMPT }, maxTokens: 60, sampler: {}, stop: [], ignoreEos: true });
         let text = '';
         for await (const x of t) text += x.text;
         return { text, r: await t.result };

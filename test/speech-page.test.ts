@@ -3,13 +3,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { loadModel, type Model } from '../src/model.js';
 import { startServer, type RunningServer } from '../src/server/http.js';
 import { ESPEAK_PACKAGE, findEspeak } from '../src/speech/espeak.js';
+import { CHROMIUM, launchChromium } from './helpers/browser-page.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent (apt-get install chromium)`
   : findEspeak() === null ? `${ESPEAK_PACKAGE} is not installed (npm install --no-save ${ESPEAK_PACKAGE})` : false;
 if (skip) console.log(`# speech page test skipped: ${skip}`);
@@ -22,10 +22,7 @@ before(async () => {
   if (skip) return;
   model = await loadModel(fixtureDir('llama'), { threads: 1 });
   srv = await startServer(model, { port: 0, cache: 'sink:4+60', maxSessions: 1 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium(['--autoplay-policy=no-user-gesture-required']);
 });
 
 after(async () => {

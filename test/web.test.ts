@@ -1,14 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { loadModel, type Model } from '../src/model.js';
 import { startServer, type RunningServer } from '../src/server/http.js';
+import { browserSkip, launchChromium } from './helpers/browser-page.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
 // Debian's chromium (Playwright's own download cannot be fetched here). CI installs it and must run this.
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is absent (apt-get install chromium); set CI=true to make this a failure` : false;
+const skip = browserSkip;
 
 let model: Model;
 let srv: RunningServer;
@@ -18,10 +17,7 @@ before(async () => {
   if (skip) return;
   model = await loadModel(fixtureDir('llama'), { threads: 1 });
   srv = await startServer(model, { port: 0, cache: 'sink:4+60', maxSessions: 2 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -26,11 +26,11 @@ const real = s.snapshot({ extra: { kind: 'fuzz' } });
 s.close();
 
 const props: [string, fc.IRawProperty<unknown>, number][] = [
-  ['safetensors', safetensorsProperty as fc.IRawProperty<unknown>, runs],
-  ['gguf', ggufProperty as fc.IRawProperty<unknown>, runs],
-  ['config', configProperty as fc.IRawProperty<unknown>, runs],
-  ['snapshot', snapshotProperty(model, real) as fc.IRawProperty<unknown>, Math.ceil(runs / 2)],
-  ['request', requestProperty as fc.IRawProperty<unknown>, runs * 2],
+  ['safetensors', safetensorsProperty, runs],
+  ['gguf', ggufProperty, runs],
+  ['config', configProperty, runs],
+  ['snapshot', snapshotProperty(model, real), Math.ceil(runs / 2)],
+  ['request', requestProperty, runs * 2],
 ];
 const failures: { property: string; report: string }[] = [];
 const seconds: Record<string, number> = {};

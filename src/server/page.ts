@@ -135,6 +135,11 @@ async function send(text) {
   sendBtn.disabled = true; stopBtn.disabled = false;
   polling = setInterval(refreshGauge, 250);
   let reply = '';
+  // Draw at most once per frame: redrawing the whole reply and forcing a layout for every token
+  // would keep the page's main thread busy at high token rates, and Stop would not respond.
+  let frame = 0;
+  const draw = () => { frame = 0; out.textContent = shown(reply); log.scrollTop = log.scrollHeight; };
+  const render = () => { if (!frame) frame = requestAnimationFrame(draw); };
   const spoken = speakBox.checked;
   try {
     const node = spoken ? await player(22050).catch(() => null) : null;
@@ -165,12 +170,14 @@ async function send(text) {
         const d = j.choices[0] && j.choices[0].delta;
         if (d && d.audio && d.audio.data && play && speakBox.checked) play.port.postMessage(pcm16(d.audio.data));
         if (d && d.audio && d.audio.transcript) d.content = d.audio.transcript;
-        if (d && d.content) { reply += d.content; out.textContent = shown(reply); out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); log.scrollTop = log.scrollHeight; }
+        if (d && d.content) { reply += d.content; out.dataset.chunks = String(Number(out.dataset.chunks || 0) + 1); render(); }
       }
     }
   } catch (e) {
+    if (frame) { cancelAnimationFrame(frame); draw(); }
     if (e.name !== 'AbortError') { out.className = 'msg error'; out.textContent = shown(reply) + ' [' + e.message + ']'; }
   } finally {
+    if (frame) { cancelAnimationFrame(frame); draw(); }
     messages.push({ role: 'assistant', content: reply });
     clearInterval(polling); ctrl = null;
     await refreshGauge();

@@ -136,3 +136,12 @@ test('streamlm chat streams replies and prints a cache status line per turn; the
   assert.match(bad.err, /serving needs a bounded cache.*dense/);
   assert.doesNotMatch(bad.err, /\n\s+at /);
 });
+
+test('streamlm chat skips a stdin line that is not valid UTF-8, with a one-line message, and goes on', () => {
+  const input = Buffer.concat([Buffer.from('caf'), Buffer.from([0xc3, 0x28]), Buffer.from('\nHello there\n/exit\n')]);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'chat', '--model', fixtureDir('llama'), '--threads', '1', '--cache', 'sink:4+40', '--max-tokens', '4', '--temperature', '0'], { input, timeout: 60_000 });
+  const err = r.stderr.toString();
+  assert.equal(r.status, 0, err);
+  assert.match(err, /^streamlm: stdin: the line is not valid UTF-8 \(or holds U\+FFFD\); skipped$/m);
+  assert.equal([...err.matchAll(/\[cache sink:4\+40 \|/g)].length, 1, 'only the valid line got a reply');
+});

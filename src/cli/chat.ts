@@ -79,6 +79,9 @@ export async function runChat(argv: string[]): Promise<void> {
       if (line === '/exit' || line === '/quit') break;
       if (line === '/reset') { conversation++; first = true; console.error('[streamlm] new conversation'); prompt(); continue; }
       if (!line) { prompt(); continue; }
+      // readline decodes stdin as UTF-8 and turns bad bytes into U+FFFD: refuse the line rather than
+      // send the model text the user did not write.
+      if (line.includes('\uFFFD')) { console.error('streamlm: stdin: the line is not valid UTF-8 (or holds U+FFFD); skipped'); prompt(); continue; }
       const messages: ChatMessage[] = first && system ? [{ role: 'system', content: system }] : [];
       messages.push({ role: 'user', content: line });
       first = false;

@@ -48,7 +48,7 @@ export function mctpConfigOf(md: ModelDir): { cfg: MctpConfig; file: string } | 
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new StreamlmError(`must be a positive integer, got ${JSON.stringify(v)}`, { file, field: `mctp.${f}` });
   }
   for (const f of ['rms_norm_eps', 'rope_theta'] as const) {
-    if (typeof o[f] !== 'number' || !((o[f] as number) > 0)) throw new StreamlmError(`must be a positive number, got ${JSON.stringify(o[f])}`, { file, field: `mctp.${f}` });
+    if (typeof o[f] !== 'number' || !(o[f] > 0)) throw new StreamlmError(`must be a positive number, got ${JSON.stringify(o[f])}`, { file, field: `mctp.${f}` });
   }
   const cfg = o as unknown as MctpConfig;
   if (cfg.num_heads % cfg.num_kv_heads !== 0) throw new StreamlmError(`num_heads ${cfg.num_heads} is not a multiple of num_kv_heads ${cfg.num_kv_heads}`, { file, field: 'mctp.num_kv_heads' });

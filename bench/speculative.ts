@@ -4,7 +4,7 @@
  *   npm run bench:speculative -- [--json] [--models models/novels-8m,models/novels-8m-sink]
  *                                [--text FILE] [--prompts 20] [--prompt-tokens 256] [--gen 256]
  *                                [--cache sink:4+508] [--speculate ngram,mctp,auto] [--draft 4] [--rounds 3]
- *                                [--threads N] [--random-shape qwen2.5-0.5b]
+ *                                [--threads N] [--dtype auto|f32|q8_0] [--random-shape qwen2.5-0.5b]
  *
  * Prompts: `--prompts` passages at evenly spaced offsets of the long-eval books
  * (/work/shared/corpus/longeval, or ../shared/corpus/longeval from CI; else the shipped
@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { generate } from '../src/generate/generate.js';
 import { parseSpeculateMode, type SpeculateMode } from '../src/generate/speculate.js';
 import { loadModel, type Model } from '../src/model.js';
+import type { LoadDType } from '../src/models/weights.js';
 import { StreamlmError } from '../src/errors.js';
 import { isShape, makeRandomModel } from './make-random-model.js';
 
@@ -34,13 +35,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Opts {
   json: boolean; models: string[]; text: string | null; prompts: number; promptTokens: number; gen: number;
-  cache: string; speculate: SpeculateMode[]; draft: number; rounds: number; threads: number | undefined; randomShape: string | null;
+  cache: string; speculate: SpeculateMode[]; draft: number; rounds: number; threads: number | undefined; dtype: LoadDType; randomShape: string | null;
 }
 
 function parseArgs(argv: string[]): Opts {
   const o: Opts = {
     json: false, models: ['models/novels-8m', 'models/novels-8m-sink'], text: null, prompts: 20, promptTokens: 256, gen: 256,
-    cache: 'sink:4+508', speculate: ['ngram'], draft: 4, rounds: 3, threads: undefined, randomShape: null,
+    cache: 'sink:4+508', speculate: ['ngram'], draft: 4, rounds: 3, threads: undefined, dtype: 'auto', randomShape: null,
   };
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
@@ -60,6 +61,7 @@ function parseArgs(argv: string[]): Opts {
     else if (a === '--draft') o.draft = int(a, v());
     else if (a === '--rounds') o.rounds = int(a, v());
     else if (a === '--threads') o.threads = int(a, v());
+    else if (a === '--dtype') o.dtype = v() as LoadDType;
     else if (a === '--random-shape') { const s = v(); if (!isShape(s)) throw new StreamlmError(`unknown shape '${s}'`, { field: '--random-shape' }); o.randomShape = s; }
     else throw new StreamlmError(`unknown flag '${a}'`, { field: a });
   }
@@ -116,7 +118,7 @@ async function once(model: Model, prompt: number[], o: ModeOpts, spec: boolean):
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 async function benchModel(dir: string, label: string, prompts: number[][], o: ModeOpts): Promise<Record<string, unknown>> {
-  const model = await loadModel(dir, { threads: o.threads });
+  const model = await loadModel(dir, { threads: o.threads, dtype: o.dtype });
   try {
     await once(model, prompts[0].slice(-16), { ...o, gen: 8 }, false);   // warm-up
     const ms = { plain: [] as number[], spec: [] as number[] };
@@ -143,7 +145,7 @@ async function benchModel(dir: string, label: string, prompts: number[][], o: Mo
     const tokens = prompts.length * (o.gen - 1);   // decode time runs from the first token to the last
     const plainTokS = tokens / (median(ms.plain) / 1000), specTokS = tokens / (median(ms.spec) / 1000);
     return {
-      model: label, speculate: o.speculate, draft: o.draft, cache: o.cache, prompts: prompts.length, gen: o.gen,
+      model: label, speculate: o.speculate, draft: o.draft, cache: o.cache, dtype: o.dtype, prompts: prompts.length, gen: o.gen,
       tokens_per_forward: fed / forwards, speedup: specTokS / plainTokS, identical,
       plain_tok_s: plainTokS, spec_tok_s: specTokS, ttf8_ms_plain: median(ttf.plain), ttf8_ms_spec: median(ttf.spec),
       acceptance: proposed.map((n, j) => (n ? accepted[j] / n : 0)), rounds: o.rounds, threads: model.threads,

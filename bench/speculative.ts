@@ -3,8 +3,8 @@
  *
  *   npm run bench:speculative -- [--json] [--models models/novels-8m,models/novels-8m-sink]
  *                                [--text FILE] [--prompts 20] [--prompt-tokens 256] [--gen 256]
- *                                [--cache sink:4+508] [--speculate ngram] [--draft 4] [--rounds 3]
- *                                [--threads N] [--random-shape qwen2.5-0.5b]
+ *                                [--cache sink:4+508] [--speculate ngram,mctp,auto] [--draft 4] [--rounds 3]
+ *                                [--threads N] [--dtype auto|f32|q8_0] [--random-shape qwen2.5-0.5b]
  *
  * Prompts: `--prompts` passages at evenly spaced offsets of the long-eval books
  * (/work/shared/corpus/longeval, or ../shared/corpus/longeval from CI; else the shipped
@@ -12,7 +12,9 @@
  * prompt is continued for `--gen` tokens (EOS ignored) plainly and speculatively, in `--rounds`
  * rounds whose order alternates; per mode the median round's decode time counts. Reports tokens
  * per backbone forward, decode tok/s of both, their ratio (speedup), the median time to the first
- * 8 tokens (prefill included), and whether every prompt's tokens were identical.
+ * 8 tokens (prefill included), and whether every prompt's tokens were identical. `--speculate` takes
+ * a comma list of modes: one result per model and mode (`mctp` is skipped for models without heads).
+ * A tokenizer that adds a BOS token (the sink model's `<s>`) keeps it at the head of each prompt.
  * `--random-shape` adds a random model of that shape (bench/make-random-model.ts, under .bench/)
  * on one self-quoting prompt (a passage given twice, then its start again).
  * JSON (with --json, on stdout): {"results": [{"model", "speculate", "tokens_per_forward", "speedup",
@@ -25,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { generate } from '../src/generate/generate.js';
 import { parseSpeculateMode, type SpeculateMode } from '../src/generate/speculate.js';
 import { loadModel, type Model } from '../src/model.js';
+import type { LoadDType } from '../src/models/weights.js';
 import { StreamlmError } from '../src/errors.js';
 import { isShape, makeRandomModel } from './make-random-model.js';
 
@@ -32,13 +35,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Opts {
   json: boolean; models: string[]; text: string | null; prompts: number; promptTokens: number; gen: number;
-  cache: string; speculate: SpeculateMode; draft: number; rounds: number; threads: number | undefined; randomShape: string | null;
+  cache: string; speculate: SpeculateMode[]; draft: number; rounds: number; threads: number | undefined; dtype: LoadDType; randomShape: string | null;
 }
 
 function parseArgs(argv: string[]): Opts {
   const o: Opts = {
     json: false, models: ['models/novels-8m', 'models/novels-8m-sink'], text: null, prompts: 20, promptTokens: 256, gen: 256,
-    cache: 'sink:4+508', speculate: 'ngram', draft: 4, rounds: 3, threads: undefined, randomShape: null,
+    cache: 'sink:4+508', speculate: ['ngram'], draft: 4, rounds: 3, threads: undefined, dtype: 'auto', randomShape: null,
   };
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
@@ -54,10 +57,11 @@ function parseArgs(argv: string[]): Opts {
     else if (a === '--prompt-tokens') o.promptTokens = int(a, v());
     else if (a === '--gen') o.gen = int(a, v());
     else if (a === '--cache') o.cache = v();
-    else if (a === '--speculate') o.speculate = parseSpeculateMode(v());
+    else if (a === '--speculate') o.speculate = v().split(',').filter(Boolean).map(parseSpeculateMode);
     else if (a === '--draft') o.draft = int(a, v());
     else if (a === '--rounds') o.rounds = int(a, v());
     else if (a === '--threads') o.threads = int(a, v());
+    else if (a === '--dtype') o.dtype = v() as LoadDType;
     else if (a === '--random-shape') { const s = v(); if (!isShape(s)) throw new StreamlmError(`unknown shape '${s}'`, { field: '--random-shape' }); o.randomShape = s; }
     else throw new StreamlmError(`unknown flag '${a}'`, { field: a });
   }
@@ -91,7 +95,9 @@ function passages(texts: string[], n: number, chars: number): string[] {
 
 interface Run { ids: number[]; decodeMs: number; ttf8Ms: number; forwards: number; fed: number; proposed: number[]; accepted: number[] }
 
-async function once(model: Model, prompt: number[], o: Opts, spec: boolean): Promise<Run> {
+type ModeOpts = Omit<Opts, 'speculate'> & { speculate: SpeculateMode };
+
+async function once(model: Model, prompt: number[], o: ModeOpts, spec: boolean): Promise<Run> {
   const t0 = performance.now();
   const it = generate(model, {
     promptIds: prompt, maxNewTokens: o.gen, cache: o.cache, ignoreEos: true,
@@ -111,8 +117,8 @@ async function once(model: Model, prompt: number[], o: Opts, spec: boolean): Pro
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-async function benchModel(dir: string, label: string, prompts: number[][], o: Opts): Promise<Record<string, unknown>> {
-  const model = await loadModel(dir, { threads: o.threads });
+async function benchModel(dir: string, label: string, prompts: number[][], o: ModeOpts): Promise<Record<string, unknown>> {
+  const model = await loadModel(dir, { threads: o.threads, dtype: o.dtype });
   try {
     await once(model, prompts[0].slice(-16), { ...o, gen: 8 }, false);   // warm-up
     const ms = { plain: [] as number[], spec: [] as number[] };
@@ -139,7 +145,7 @@ async function benchModel(dir: string, label: string, prompts: number[][], o: Op
     const tokens = prompts.length * (o.gen - 1);   // decode time runs from the first token to the last
     const plainTokS = tokens / (median(ms.plain) / 1000), specTokS = tokens / (median(ms.spec) / 1000);
     return {
-      model: label, speculate: o.speculate, draft: o.draft, cache: o.cache, prompts: prompts.length, gen: o.gen,
+      model: label, speculate: o.speculate, draft: o.draft, cache: o.cache, dtype: o.dtype, prompts: prompts.length, gen: o.gen,
       tokens_per_forward: fed / forwards, speedup: specTokS / plainTokS, identical,
       plain_tok_s: plainTokS, spec_tok_s: specTokS, ttf8_ms_plain: median(ttf.plain), ttf8_ms_spec: median(ttf.spec),
       acceptance: proposed.map((n, j) => (n ? accepted[j] / n : 0)), rounds: o.rounds, threads: model.threads,
@@ -156,10 +162,16 @@ async function main(): Promise<void> {
   for (const m of o.models) {
     const dir = resolve(ROOT, m);
     const model = await loadModel(dir, { threads: 1 });
-    const prompts = passages(src.texts, o.prompts, o.promptTokens * 8).map((t) => model.encode(t).slice(-o.promptTokens));
+    const [a, b] = [model.encode('a'), model.encode('b')];
+    const bos = a.length > 1 && a[0] === b[0] ? [a[0]] : [];
+    const prompts = passages(src.texts, o.prompts, o.promptTokens * 8).map((t) => [...bos, ...model.encode(t).slice(-(o.promptTokens - bos.length))]);
+    const heads = model.mctp !== null;
     await model.close();
-    results.push(await benchModel(dir, m, prompts, o));
-    if (!o.json) console.error(`[bench] ${m} done`);
+    for (const mode of o.speculate) {
+      if (mode === 'mctp' && !heads) { console.error(`[bench] ${m}: no MCTP heads, mctp skipped`); continue; }
+      results.push(await benchModel(dir, m, prompts, { ...o, speculate: mode }));
+      if (!o.json) console.error(`[bench] ${m} ${mode} done`);
+    }
   }
   if (o.randomShape) {
     const dir = join(ROOT, '.bench', `${o.randomShape}-f32`);
@@ -167,14 +179,14 @@ async function main(): Promise<void> {
     // A random model has no tokenizer worth reading: a self-quoting prompt of token ids.
     const base = Array.from({ length: 96 }, (_, i) => 100 + ((i * 7919) % 5000));
     const prompt = [...base, ...base, ...base.slice(0, 8)];
-    results.push(await benchModel(dir, `random ${o.randomShape} (self-quoting prompt)`, [prompt], { ...o, cache: 'sink:4+508' }));
+    results.push(await benchModel(dir, `random ${o.randomShape} (self-quoting prompt)`, [prompt], { ...o, speculate: 'ngram', cache: 'sink:4+508' }));
   }
   const out = { results, source: src.name, cpu: cpus()[0]?.model ?? 'unknown', loadavg: loadavg().map((x) => +x.toFixed(2)), date: new Date().toISOString() };
   if (o.json) console.log(JSON.stringify(out));
   const f = (x: unknown, d = 2): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
-  console.error('model                                   tok/fwd  plain tok/s  spec tok/s  speedup  ttf8 plain/spec ms  identical');
+  console.error('model                                   mode   tok/fwd  plain tok/s  spec tok/s  speedup  ttf8 plain/spec ms  identical');
   for (const r of results)
-    console.error(`${String(r.model).padEnd(40)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${String(r.identical)}`);
+    console.error(`${String(r.model).padEnd(40)}${String(r.speculate).padEnd(6)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${String(r.identical)}`);
 }
 
 main().catch((e: unknown) => {

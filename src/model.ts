@@ -2,6 +2,7 @@ import { StreamlmError } from './errors.js';
 import type { HParams } from './models/config.js';
 import { familyOf, parseHParams } from './models/registry.js';
 import { Transformer } from './models/transformer.js';
+import { MctpHeads } from './models/mctp.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
 import type { FileSet, Platform } from './platform/types.js';
 import { openModelDir, type ModelDir } from './runtime/modeldir.js';
@@ -49,6 +50,8 @@ export class Model {
     readonly net: Transformer,
     /** Bytes of weights held in wasm memory. */
     readonly weightBytes: number,
+    /** MCTP draft heads from mctp.safetensors beside the model, or null (see src/models/mctp.ts). */
+    readonly mctp: MctpHeads | null = null,
   ) {}
 
   /**
@@ -70,7 +73,9 @@ export class Model {
     try {
       const wl = new WeightLoader(rt, md, dtype, lowrank);
       const weights = family.load(hp, wl, md.config);
-      const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
+      const net = new Transformer(rt, hp, weights, lowrank);
+      const mctp = gguf ? null : MctpHeads.load(rt, net, md);
+      const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, net, wl.bytes, mctp);
       model.source = md.files;
       return model;
     } catch (e) {
@@ -109,12 +114,13 @@ export class Model {
    */
   session(opts: SessionOptions = {}): Session {
     const fingerprint = (): string => this.fingerprint;
-    if (opts.kv) return new Session({ net: this.net, release: () => {}, fingerprint }, opts);
+    const mctp = this.mctp;
+    if (opts.kv) return new Session({ net: this.net, release: () => {}, fingerprint, mctp }, opts);
     const rt = this.net.rt;
     const mark = rt.mark();
     this.sessions++;
     try {
-      return new Session({ net: this.net, release: () => { this.sessions--; rt.release(mark); }, fingerprint }, opts);
+      return new Session({ net: this.net, release: () => { this.sessions--; rt.release(mark); }, fingerprint, mctp }, opts);
     } catch (e) {
       this.sessions--;
       rt.release(mark);

@@ -7,6 +7,8 @@ import { plainEvictions } from './cache/draft.js';
 import { DEFAULT_CACHE, prefillChunkOf } from './defaults.js';
 import { StreamlmError } from './errors.js';
 import type { ForwardOptions, Transformer } from './models/transformer.js';
+import { HiddenLog } from './models/hidden-log.js';
+import type { MctpHeads } from './models/mctp.js';
 
 export interface SessionOptions extends PolicyOptions {
   /** Cache policy: `dense`, `window:W`, `sink:S+W` or `recompute:W` (default `sink:4+1020`). */
@@ -32,6 +34,8 @@ export interface SessionHost {
   release: () => void;
   /** Model.fingerprint, written into snapshots. */
   fingerprint: () => string;
+  /** The model's MCTP heads, if it has them: the session then keeps the hidden states they draft from. */
+  mctp?: MctpHeads | null;
 }
 
 /** Runs of consecutive physical slots in `order`, as [first slot, count]: one copy per run. */
@@ -45,7 +49,7 @@ function slotRuns(order: readonly number[]): [number, number][] {
 }
 
 /** A draft in flight (see Session.draft): its logits, and what to return to if it is rejected. */
-interface Draft { n: number; high: number; length: number; logits: Float32Array; before: Float32Array | null }
+interface Draft { n: number; high: number; length: number; logits: Float32Array; before: Float32Array | null; hidden: Float32Array | null; ids: readonly number[] }
 
 /**
  * One stream of text through one model: the KV cache plus its eviction policy.
@@ -63,6 +67,11 @@ export class Session {
   private last: Float32Array | null = null;
   private draftState: Draft | null = null;
   private closed = false;
+  /**
+   * The model's MCTP heads and the final hidden states of the recently fed tokens they draft from
+   * (null without heads, or under a policy that keeps no K/V and so cannot verify drafts).
+   */
+  readonly mctp: { heads: MctpHeads; log: HiddenLog } | null;
 
   constructor(private readonly host: SessionHost, opts: SessionOptions = {}) {
     this.policy = parsePolicy(opts.cache ?? DEFAULT_CACHE, opts);
@@ -82,6 +91,8 @@ export class Session {
       checkCacheFits({ hp, policy: this.policy, prefillChunk: this.prefillChunk, capacity, count: 1, allocated: net.rt.bytesAllocated, threads: net.rt.threads });
       this.cache = new KVCache(net.rt, hp.numLayers, kvDim, capacity);
     }
+    const heads = host.mctp ?? null;
+    this.mctp = heads && this.policy.carriesKV ? { heads, log: new HiddenLog(heads.logRows, hp.hiddenSize) } : null;
   }
 
   /** Logits predicting the next token (those the last prefill or step returned), or null before any. */
@@ -128,8 +139,9 @@ export class Session {
     if (this.pending.length) this.feed(this.takePending(), {});
     this.policy.evict(this.cache.book);
     const high = this.cache.book.highWater, length = this.cache.length;
-    const logits = this.runPolicy(ids, {}, { chunk: ids.length, logits: 'all', evictAfter: false });
-    this.draftState = { n: ids.length, high, length, logits, before: this.last };
+    const held: { rows: Float32Array | null } = { rows: null };
+    const logits = this.runPolicy(ids, {}, { chunk: ids.length, logits: 'all', evictAfter: false }, this.mctp ? (_, rows) => { held.rows = rows.slice(); } : null);
+    this.draftState = { n: ids.length, high, length, logits, before: this.last, hidden: held.rows, ids: [...ids] };
     return logits;
   }
 
@@ -142,6 +154,7 @@ export class Session {
     if (n < d.n) this.cache.truncate(d.n - n, d.high);
     const V = this.host.net.hp.vocabSize;
     this.last = n === 0 ? d.before : d.logits.slice((n - 1) * V, n * V);
+    if (this.mctp && d.hidden && n > 0) this.mctp.log.push(d.ids.slice(0, n), d.hidden.subarray(0, n * this.host.net.hp.hiddenSize));
     // Evict what plain decoding of the n kept tokens would have (with an evict chunk > 1 that is not
     // what one evict() of the longer book removes).
     const gone = plainEvictions(this.policy, d.length, n).after;
@@ -243,10 +256,16 @@ export class Session {
     return this.last;
   }
 
-  private runPolicy(ids: readonly number[], opts: ForwardOptions, run: RunOptions): Float32Array {
+  /**
+   * Runs the policy's forwards over `ids`. With MCTP heads each forward's final hidden states go to
+   * `hidden` (default: the log, as fed tokens; a draft keeps them until accept()).
+   */
+  private runPolicy(ids: readonly number[], opts: ForwardOptions, run: RunOptions, hidden?: ((part: readonly number[], rows: Float32Array) => void) | null): Float32Array {
     const net = this.host.net, V = net.hp.vocabSize;
     for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new StreamlmError(`token id ${id} is outside the vocabulary [0, ${V})`, { field: 'prompt' });
-    const forward: Forward = (part, batch, logits) => net.forward(part, batch, { ...opts, logits });
+    const log = this.mctp?.log;
+    const sink = hidden === undefined ? (log ? (part: readonly number[], rows: Float32Array): void => log.push(part, rows) : null) : hidden;
+    const forward: Forward = (part, batch, logits) => net.forward(part, batch, { ...opts, logits, ...(sink ? { onHidden: (rows: Float32Array) => sink(part, rows) } : {}) });
     return this.policy.run(this.cache, ids, forward, run);
   }
 }

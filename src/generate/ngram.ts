@@ -16,6 +16,8 @@ export class NgramDrafter implements Drafter {
   readonly name = 'ngram';
   private readonly ring: Int32Array;
   private count = 0;
+  /** Length of the suffix the last proposal matched (0: none), for `auto` to weigh it. */
+  lastMatch = 0;
 
   constructor(readonly capacity = 4096, readonly maxN = 3) { this.ring = new Int32Array(capacity); }
 
@@ -25,6 +27,7 @@ export class NgramDrafter implements Drafter {
 
   propose(next: number, k: number): number[] {
     const n0 = Math.min(this.count, this.capacity);
+    this.lastMatch = 0;
     if (k <= 0 || n0 === 0) return [];
     // Stream positions 0..n0-1 are the ring's tokens, oldest first; position n0 is `next`.
     const start = this.count - n0, cap = this.capacity, ring = this.ring;
@@ -42,6 +45,7 @@ export class NgramDrafter implements Drafter {
     }
     const out: number[] = [];
     for (let i = bestEnd + 1; bestEnd >= 0 && out.length < bestFollow; i++) out.push(at(i));
+    this.lastMatch = out.length ? bestN : 0;
     return out;
   }
 }

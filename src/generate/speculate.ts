@@ -1,4 +1,7 @@
 import { StreamlmError } from '../errors.js';
+import type { HiddenLog } from '../models/hidden-log.js';
+import type { MctpHeads } from '../models/mctp.js';
+import { AutoDrafter, MctpDrafter } from './mctp.js';
 import { NgramDrafter, type Drafter } from './ngram.js';
 
 /** `ngram`: prompt lookup in the stream's own tokens; `mctp`: the model's MCTP heads; `auto`: mctp when the model has heads, else ngram. */
@@ -15,8 +18,15 @@ export interface SpeculateOptions {
   drafter?: Drafter;
 }
 
-/** Checks the options (naming the flag) and builds the drafter, or null for `off`. */
-export function makeDrafter(opts: SpeculateOptions | undefined, hasHeads = false): { drafter: Drafter; draft: number } | null {
+/** A session's MCTP heads and the hidden states they draft from (Session.mctp). */
+export interface MctpSource { heads: MctpHeads; log: HiddenLog }
+
+/**
+ * Checks the options (naming the flag) and builds the drafter, or null for `off`. `mctp`: the
+ * session's heads, or `true`/`false` to check the options only (whether the model has heads).
+ */
+export function makeDrafter(opts: SpeculateOptions | undefined, mctp: MctpSource | boolean | null = null): { drafter: Drafter; draft: number } | null {
+  const hasHeads = mctp === true || (typeof mctp === 'object' && mctp !== null);
   const mode = opts?.mode ?? 'off';
   if (!SPECULATE_MODES.includes(mode)) throw new StreamlmError(`--speculate must be one of ${SPECULATE_MODES.join(', ')}, got '${String(mode)}'`, { field: 'speculate' });
   const draft = opts?.draft ?? DEFAULT_DRAFT;
@@ -24,6 +34,9 @@ export function makeDrafter(opts: SpeculateOptions | undefined, hasHeads = false
   if (opts?.drafter) return { drafter: opts.drafter, draft };
   if (mode === 'off') return null;
   if (mode === 'mctp' && !hasHeads) throw new StreamlmError('--speculate mctp needs MCTP heads (mctp.safetensors and an mctp entry in config.json) beside the model; this model has none (use ngram or auto)', { field: 'speculate' });
+  const heads = typeof mctp === 'object' && mctp !== null ? new MctpDrafter(mctp.heads, mctp.log) : null;
+  if (mode === 'mctp' && heads) return { drafter: heads, draft };
+  if (mode === 'auto' && heads) return { drafter: new AutoDrafter(new NgramDrafter(), heads), draft };
   return { drafter: new NgramDrafter(), draft };
 }
 

@@ -15,6 +15,12 @@ export interface ForwardOptions {
   logits?: 'last' | 'all';
   /** Called per layer with attention probabilities (M, numHeads, nSlots), for attention maps. */
   onAttention?: (layer: number, probs: Float32Array) => void;
+  /**
+   * Called with the final hidden state of every new token, after the final norm (M, hidden): a view
+   * of wasm memory valid during the call. MCTP heads draft from it (src/models/mctp.ts), so the
+   * verified positions' states come out of the forward that verified them.
+   */
+  onHidden?: (rows: Float32Array) => void;
 }
 
 /** How each block runs its projections, fixed at load. */
@@ -90,8 +96,14 @@ export class Transformer {
 
     // Epilogue: final norm and head on the rows whose logits are asked for.
     const first = M - outRows;
-    this.norm(pass.h, pass.x + first * H * 4, w.finalNorm, outRows, H);
-    this.linear(logits, pass.h, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
+    if (opts.onHidden) {
+      this.norm(pass.h, pass.x, w.finalNorm, M, H);
+      opts.onHidden(rt.f32(pass.h, M * H));
+      this.linear(logits, pass.h + first * H * 4, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
+    } else {
+      this.norm(pass.h, pass.x + first * H * 4, w.finalNorm, outRows, H);
+      this.linear(logits, pass.h, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
+    }
     const out = rt.f32(logits, outRows * V).slice();
     rt.release(mark);
     return out;

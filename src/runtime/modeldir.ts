@@ -77,7 +77,8 @@ function findTensors(fs: FileSet): Map<string, TensorInfo> {
     addAll(out, fs, 'model.safetensors');
     return out;
   }
-  const loose = fs.names().filter((f) => f.endsWith('.safetensors'));
+  // mctp.safetensors holds MCTP draft heads beside a model (src/models/mctp.ts), not its weights.
+  const loose = fs.names().filter((f) => f.endsWith('.safetensors') && f !== 'mctp.safetensors');
   for (const f of loose) addAll(out, fs, f);
   if (loose.length === 0) {
     const bin = fs.has('pytorch_model.bin') ? '; pytorch_model.bin must be converted to safetensors first' : '';

@@ -206,7 +206,7 @@ export class Engine {
   readonly speculate: SpeculateOptions | undefined;
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
-    makeDrafter(opts.speculate);  // checks the options before any request
+    makeDrafter(opts.speculate, model.mctp !== null);  // checks the options before any request
     this.speculate = opts.speculate;
     const spec = opts.cache ?? DEFAULT_CHAT_CACHE;
     this.evictChunk = opts.evictChunk ?? 1;

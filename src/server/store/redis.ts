@@ -5,7 +5,10 @@ import type { SessionStore } from './types.js';
 export interface RedisStoreOptions {
   /** Seconds a session is kept after its last turn (default: no expiry). */
   ttlS?: number;
-  /** How long a lock lives without renewal; renewed at a third of it while a turn runs (default 30000 ms). */
+  /**
+   * How long a lock lives without renewal; renewed at a third of it while a turn runs (default
+   * 10000 ms). A replica killed mid-turn leaves its lock behind: the session answers 409 for this long.
+   */
   lockMs?: number;
 }
 
@@ -13,6 +16,10 @@ export interface RedisStoreOptions {
 // of another replica is never touched.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+// A write under a lock is fenced: it lands only while the lock still holds our token, so a replica
+// whose lock expired (a stall, a Redis outage) never overwrites a later turn of another replica.
+const FENCED_SET = "if redis.call('get', KEYS[2]) ~= ARGV[2] then return 0 end "
+  + "if ARGV[3] == '0' then redis.call('set', KEYS[1], ARGV[1]) else redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3]) end return 1";
 
 /**
  * Snapshots in Redis, shared by replicas: `streamlm:<ns>:<id>` holds the bytes (SET replaces them
@@ -25,6 +32,8 @@ export class RedisStore implements SessionStore {
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly lockMs: number;
+  /** Tokens of the locks this process holds, by session id. */
+  private readonly held = new Map<string, string>();
 
   constructor(url: string, namespace: string, private readonly opts: RedisStoreOptions = {}) {
     this.name = url;
@@ -32,7 +41,7 @@ export class RedisStore implements SessionStore {
     this.redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: (n) => Math.min(n * 100, 1000) });
     this.redis.on('error', () => { /* reported per command; reconnects on its own */ });
     this.prefix = `streamlm:${createHash('sha256').update(namespace).digest('hex').slice(0, 16)}:`;
-    this.lockMs = opts.lockMs ?? 30_000;
+    this.lockMs = opts.lockMs ?? 10_000;
   }
 
   /** Connects once, so a wrong address is reported at start. */
@@ -52,7 +61,11 @@ export class RedisStore implements SessionStore {
 
   async put(id: string, bytes: Uint8Array): Promise<void> {
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (this.opts.ttlS) await this.redis.set(this.prefix + id, b, 'EX', this.opts.ttlS);
+    const token = this.held.get(id);
+    if (token !== undefined) {
+      const ok = await this.redis.eval(FENCED_SET, 2, this.prefix + id, `${this.prefix}${id}:lock`, b, token, String(this.opts.ttlS ?? 0));
+      if (ok !== 1) throw new Error(`the lock on session '${id}' expired before its snapshot was written`);
+    } else if (this.opts.ttlS) await this.redis.set(this.prefix + id, b, 'EX', this.opts.ttlS);
     else await this.redis.set(this.prefix + id, b);
   }
 
@@ -62,6 +75,7 @@ export class RedisStore implements SessionStore {
     const key = `${this.prefix}${id}:lock`;
     const token = randomBytes(12).toString('hex');
     if ((await this.redis.set(key, token, 'PX', this.lockMs, 'NX')) !== 'OK') return null;
+    this.held.set(id, token);
     const renew = setInterval(() => { this.redis.eval(RENEW, 1, key, token, this.lockMs).catch(() => {}); }, this.lockMs / 3);
     renew.unref();
     let released = false;
@@ -69,6 +83,7 @@ export class RedisStore implements SessionStore {
       if (released) return;
       released = true;
       clearInterval(renew);
+      if (this.held.get(id) === token) this.held.delete(id);
       // If Redis is down the lock simply expires after lockMs.
       await this.redis.eval(RELEASE, 1, key, token).catch(() => {});
     };

@@ -18,10 +18,10 @@
 // Anything else is unexpected.
 //
 // Usage: npm run bench:load -- [--minutes 10] [--replicas 2] [--sessions 64] [--model DIR]
-//        [--cache sink:4+252] [--max-sessions 32] [--lock-ms 5000] [--json] [--out DIR]
+//        [--cache sink:4+252] [--max-sessions 32] [--lock-ms 10000] [--think-s 3-10] [--json] [--out DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchArgs } from './common.js';
@@ -33,19 +33,21 @@ const nReplicas = Number(args.get('replicas') ?? 2);
 const nSessions = Number(args.get('sessions') ?? 64);
 const cache = args.get('cache') ?? 'sink:4+252';
 const maxSessions = Number(args.get('max-sessions') ?? 32);
-const lockMs = Number(args.get('lock-ms') ?? 5000);
+const lockMs = Number(args.get('lock-ms') ?? 10_000);
 const modelDir = args.get('model') ?? join(ROOT, 'models', 'novels-8m-sink');
 const json = args.has('json');
 const work = args.get('out') ?? mkdtempSync(join(tmpdir(), 'streamlm-load-'));
 const durationMs = minutes * 60_000;
+const [thinkLo, thinkHi] = (args.get('think-s') ?? '3-10').split('-').map((x) => Number(x) * 1000);
 const MAIN = ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')];
 if (spawnSync('redis-server', ['--version']).status !== 0) { console.error('bench:load needs redis-server (apt-get install redis-server)'); process.exit(1); }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const now = (): number => performance.now();
 const rand = (lo: number, hi: number): number => lo + Math.random() * (hi - lo);
-const T0 = now();
-const log = (s: string): void => { if (!json || args.has('verbose')) console.error(`[load ${((now() - T0) / 1000).toFixed(0).padStart(4)} s] ${s}`); };
+/** When the clients start (reset then); times in the report are seconds from it. */
+let tStart = now();
+const log = (s: string): void => { if (!json || args.has('verbose')) console.error(`[load ${((now() - tStart) / 1000).toFixed(0).padStart(4)} s] ${s}`); };
 
 async function freePort(): Promise<number> {
   return new Promise((done) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => done(p)); }); });
@@ -60,12 +62,19 @@ function startRedis(): ChildProcess {
   // A dump on shutdown (save points configured, none reached in a run) keeps the sessions across
   // the restart without writing every snapshot to disk as it changes; production uses AOF.
   return spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', work, '--dbfilename', 'dump.rdb',
-    '--save', '3600 1', '--appendonly', 'no'], { stdio: 'ignore' });
+    '--save', '3600 1', '--appendonly', 'no', '--rdbcompression', 'no'], { stdio: 'ignore' });
 }
+/** Waits until Redis answers PING (and has loaded its dump), without blocking the clients' event loop. */
 async function redisReady(): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const r = spawnSync('redis-cli', ['-p', String(redisPort), 'ping'], { encoding: 'utf8' });
-    if (r.stdout?.trim() === 'PONG') return;
+  for (let i = 0; i < 3000; i++) {
+    const pong = await new Promise<boolean>((done) => {
+      const sock = connect(redisPort, '127.0.0.1');
+      sock.setTimeout(1000, () => { sock.destroy(); done(false); });
+      sock.on('error', () => done(false));
+      sock.on('connect', () => sock.write('PING\r\n'));
+      sock.on('data', (d) => { sock.destroy(); done(d.toString().startsWith('+PONG')); });
+    });
+    if (pong) return;
     await sleep(100);
   }
   throw new Error('redis-server did not start');
@@ -122,7 +131,7 @@ const unexpectedSamples: string[] = [];
 const ttft: number[] = [];
 const bump = (m: Map<string, number>, k: string): void => { m.set(k, (m.get(k) ?? 0) + 1); };
 
-interface Client { id: string; known: number; maybe: number; lastAbort: number }
+interface Client { id: string; known: number; maybe: number; lastAbort: number; last: string }
 
 /** One turn; returns false when the request should be retried (connection refused, 409). */
 async function turn(c: Client, prompt: string, maxTokens: number, disconnectAfter: number | null): Promise<'done' | 'retry' | 'cut'> {
@@ -134,7 +143,8 @@ async function turn(c: Client, prompt: string, maxTokens: number, disconnectAfte
   let res: Response;
   const classify = (what: string, kinds: { kind: string; ok: boolean }): void => {
     if (kinds.ok) bump(expected, kinds.kind);
-    else { bump(unexpected, what); if (unexpectedSamples.length < 20) unexpectedSamples.push(`${what} (replica ${r.index}, t=${((t0 - T0) / 1000).toFixed(1)} s)`); }
+    else { bump(unexpected, what); if (unexpectedSamples.length < 40) unexpectedSamples.push(`${what} (replica ${r.index}, t=${((t0 - tStart) / 1000).toFixed(1)} s to ${((now() - tStart) / 1000).toFixed(1)} s, after ${c.last})`); }
+    c.last = `${what} at ${((now() - tStart) / 1000).toFixed(1)} s`;
   };
   // Connections refused or broken are expected only from the killed replica, around its kill.
   const netError = (): { kind: string; ok: boolean } => ({ kind: 'connection to the killed replica', ok: inFault('replica_killed', t0, now(), r.index) });
@@ -157,7 +167,11 @@ async function turn(c: Client, prompt: string, maxTokens: number, disconnectAfte
       classify(code, { kind: '409 session_busy', ok: inFault('replica_killed', t0, now()) || inFault('redis_restart', t0, now()) || now() - c.lastAbort < 5000 });
       return 'retry';
     }
-    classify(code, { kind: '503 store_unavailable', ok: res.status === 503 && body.error?.code === 'store_unavailable' && inFault('redis_restart', t0, now()) });
+    // While Redis is down a turn cannot take its lock; while a replica is down the other carries
+    // all sessions, and a request that waits past the queue timeout for a cache is told so.
+    const ok = res.status === 503 && ((body.error?.code === 'store_unavailable' && inFault('redis_restart', t0, now()))
+      || (body.error?.code === 'server_overloaded' && inFault('replica_killed', t0, now())));
+    classify(code, { kind: code, ok });
     return 'retry';
   }
   const turns = Number(res.headers.get('x-session-turns'));
@@ -188,9 +202,9 @@ async function turn(c: Client, prompt: string, maxTokens: number, disconnectAfte
     if (!ac.signal.aborted) { failed = `stream: ${(e as Error).message}`; classify(failed, netError()); failed = 'net'; }
   }
   if (failed && failed !== 'net') classify(`stream error ${failed}`, { kind: `stream ${failed}`, ok: failed === 'store_unavailable' && inFault('redis_restart', t0, now()) });
-  if (finished && !failed) { c.known++; stats.turns_completed++; return 'done'; }
+  if (finished && !failed) { c.known++; stats.turns_completed++; c.last = 'a completed turn'; return 'done'; }
   c.maybe++;
-  if (ac.signal.aborted) { stats.turns_disconnected++; c.lastAbort = now(); return 'cut'; }
+  if (ac.signal.aborted) { stats.turns_disconnected++; c.lastAbort = now(); c.last = `a disconnect at ${((now() - tStart) / 1000).toFixed(1)} s`; return 'cut'; }
   stats.turns_cut++;
   return 'cut';
 }
@@ -202,7 +216,7 @@ async function client(c: Client, until: number): Promise<void> {
     const disconnect = Math.random() < 0.1 ? 1 + Math.floor(Math.random() * 8) : null;
     const maxTokens = 8 + Math.floor(Math.random() * 40);
     for (let attempt = 0; attempt < 200 && (await turn(c, prompt, maxTokens, disconnect)) === 'retry'; attempt++) await sleep(250);
-    await sleep(rand(1000, 4000));   // the user reads and types
+    await sleep(rand(thinkLo, thinkHi));   // the user reads and types
   }
 }
 
@@ -218,13 +232,13 @@ for (const r of replicas) r.base = `http://127.0.0.1:${r.port}`;
 await Promise.all(replicas.map(startReplica));
 log(`redis at ${redisUrl}, ${nReplicas} replicas up (${cache}, --max-sessions ${maxSessions}); logs in ${work}`);
 
-const tStart = now();
+tStart = now();
 const loadStart = loadavg().map((x) => +x.toFixed(2));
 const until = tStart + durationMs;
 const sampler = setInterval(() => {
   for (const r of replicas) if (r.up) { const mb = rssMbOf(r.pid); if (mb !== null) r.rss.push({ t: (now() - tStart) / 1000, mb, pid: r.pid }); }
 }, 5000);
-const clients: Client[] = Array.from({ length: nSessions }, (_, i) => ({ id: `load-${i}-${Math.random().toString(36).slice(2, 8)}`, known: 0, maybe: 0, lastAbort: -Infinity }));
+const clients: Client[] = Array.from({ length: nSessions }, (_, i) => ({ id: `load-${i}-${Math.random().toString(36).slice(2, 8)}`, known: 0, maybe: 0, lastAbort: -Infinity, last: 'none' }));
 const running = Promise.all(clients.map((c) => client(c, until)));
 
 const faultPlan = (async () => {
@@ -266,16 +280,19 @@ redis.kill('SIGTERM');
 
 const pct = (xs: number[], p: number): number | null => { if (!xs.length) return null; const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 const warmS = Math.min(120, durationMs / 1000 * 0.2);
-/** RSS drift of each process (a restarted replica is a new one): mean of its last minute over its first minute after warm-up. */
+/** RSS drift of each process (a restarted replica is a new one): median of its last minute over its first minute after warm-up. */
 const drift = replicas.flatMap((r) => [...new Set(r.rss.map((x) => x.pid))].map((pid) => {
   const xs = r.rss.filter((x) => x.pid === pid);
   const start = xs[0]?.t ?? 0;
   const after = xs.filter((x) => x.t >= start + warmS);
   if (after.length < 8) return null;
-  const mean = (ys: typeof xs): number => ys.reduce((a, y) => a + y.mb, 0) / ys.length;
-  const head = mean(after.filter((x) => x.t < after[0].t + 60));
-  const tail = mean(after.filter((x) => x.t > after[after.length - 1].t - 60));
-  return { replica: r.index, pid, from_s: after[0].t, to_s: after[after.length - 1].t, rss_first_mb: +head.toFixed(1), rss_last_mb: +tail.toFixed(1), drift: +((tail - head) / head).toFixed(4) };
+  // Medians: RSS breathes with garbage collection of the snapshot buffers (a few MB each).
+  const median = (ys: typeof xs): number => { const v = ys.map((y) => y.mb).sort((a, b) => a - b); return (v[(v.length - 1) >> 1] + v[v.length >> 1]) / 2; };
+  const head = median(after.filter((x) => x.t < after[0].t + 60));
+  const tail = median(after.filter((x) => x.t > after[after.length - 1].t - 60));
+  const mbs = after.map((x) => x.mb);
+  return { replica: r.index, pid, from_s: +after[0].t.toFixed(0), to_s: +after[after.length - 1].t.toFixed(0), rss_first_mb: +head.toFixed(1), rss_last_mb: +tail.toFixed(1),
+    rss_min_mb: +Math.min(...mbs).toFixed(1), rss_max_mb: +Math.max(...mbs).toFixed(1), drift: +((tail - head) / head).toFixed(4) };
 }).filter((x) => x !== null));
 const rssDrift = drift.length ? drift.reduce((a, d) => (Math.abs(d.drift) > Math.abs(a) ? d.drift : a), 0) : null;
 const report = {

@@ -230,7 +230,13 @@ export class Engine {
     this.maxPromptTokens = opts.maxPromptTokens ?? Infinity;
     if (!(this.maxPromptTokens >= 1)) throw new StreamlmError(`expected a positive integer, got ${opts.maxPromptTokens}`, { field: '--max-prompt-tokens' });
     for (let i = 0; i < this.maxSessions; i++) {
-      this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
+      const kv = model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk });
+      // Grown wasm memory is mapped but not resident until written: write every cache once now, so
+      // the server's memory is all taken at start and stays flat under traffic (and a machine
+      // short of memory says so at start, not under load).
+      const mem = new Uint8Array(model.net.rt.memory.buffer);
+      for (const p of [...kv.k, ...kv.v]) mem.fill(0, p, p + kv.capacity * kv.kvDim * 4);
+      this.free.push(kv);
     }
     this.slabBytes = this.free[0].bytes;
   }

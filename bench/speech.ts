@@ -29,14 +29,14 @@ const PROMPTS = ['Tell me about the old house.', 'What did she say then?', 'Desc
   'What happened next?', 'Tell me about the village.', 'How did the letter end?', 'Where did they go?', 'What was in the box?'];
 
 /** Per-phrase timing seen at the synthesizer: when the phrase went in, its first chunk, its end. */
-interface PhraseTime { call: number; first: number; done: number; samples: number }
+interface PhraseTime { call: number; first: number; done: number; samples: number; words: number }
 const phrases: PhraseTime[] = [];
 
 function timed(s: Synthesizer): Synthesizer {
   return {
     name: s.name, sampleRate: s.sampleRate, voices: () => s.voices(), checkVoice: (o) => s.checkVoice(o), close: () => s.close(),
     async synthesize(text, opts, onChunk, signal) {
-      const p: PhraseTime = { call: performance.now(), first: NaN, done: NaN, samples: 0 };
+      const p: PhraseTime = { call: performance.now(), first: NaN, done: NaN, samples: 0, words: text.split(/\s+/).length };
       phrases.push(p);
       await s.synthesize(text, opts, (pcm) => { if (Number.isNaN(p.first)) p.first = performance.now(); p.samples += pcm.length; onChunk(pcm); }, signal);
       p.done = performance.now();
@@ -57,6 +57,8 @@ await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', headers: { 'C
 
 interface TurnRow { tokens: number; ttft: number; firstPhrase: number; firstAudioServer: number; firstAudioClient: number; audioS: number; underruns: number; busy: number }
 const rows: TurnRow[] = [];
+/** Each underrun: the turn, the chunk that came late, its phrase (0 = first) and whether it opens that phrase. */
+const gaps: { turn: number; chunk: number; phrase: number; phrase_words: number; phrase_start: boolean; late_ms: number; at_ms: number }[] = [];
 const rate = 22050;
 for (let i = 0; i < turns; i++) {
   phrases.length = 0;
@@ -89,9 +91,17 @@ for (let i = 0; i < turns; i++) {
   let underruns = 0;
   let played = 0;
   let start = arrivals[0]?.t ?? NaN;
-  for (const a of arrivals) {
+  // Which phrase each chunk belongs to (by the phrases' sample counts), to say where a gap came from.
+  const ends: number[] = [];
+  for (const p of phrases) ends.push((ends.at(-1) ?? 0) + p.samples);
+  for (const [n, a] of arrivals.entries()) {
     const due = start + (played / rate) * 1000;
-    if (a.t > due + 1) { underruns++; start += a.t - due; }
+    if (a.t > due + 1) {
+      underruns++;
+      const k = ends.findIndex((e) => e > played);
+      gaps.push({ turn: i, chunk: n, phrase: k, phrase_words: phrases[k]?.words ?? 0, phrase_start: k > 0 && ends[k - 1] === played, late_ms: r1(a.t - due), at_ms: r1(a.t) });
+      start += a.t - due;
+    }
     played += a.samples;
   }
   let busy = 0;
@@ -116,6 +126,7 @@ const out = {
   audio_s: r1(audioS),
   underruns: rows.reduce((a, r) => a + r.underruns, 0),
   rtf: Math.round(rows.reduce((a, r) => a + r.busy, 0) / 1000 / audioS * 1000) / 1000,
+  underrun_detail: gaps.slice(0, 40),
 };
 if (json) console.log(JSON.stringify(out));
 else {

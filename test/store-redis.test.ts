@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { loadModel, type Model } from '../src/model.js';
 import { startServer, type RunningServer } from '../src/server/http.js';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../src/server/store/redis.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
@@ -106,4 +107,26 @@ test('--session-ttl expires stored sessions; another namespace never sees them',
   assert.equal(await foreign.get('t'), null);
   await new Promise((r) => setTimeout(r, 1300));
   assert.equal(await s.get('t'), null);
+});
+
+test('a write whose lock expired lands only if no other replica wrote the session meanwhile', { skip: !haveRedis }, async () => {
+  const raw = new Redis(url, { lazyConnect: true });
+  await raw.connect();
+  // The lock vanishes as if it had expired while its holder stalled.
+  const expire = async (id: string): Promise<void> => { for (const k of await raw.keys(`streamlm:*{${id}}:lock`)) await raw.del(k); };
+  const a = await store(), b = await store();
+  const relA = (await a.lock('g'))!;
+  await expire('g');
+  await a.put('g', new Uint8Array([1]));                // nobody else took it: the turn is kept
+  assert.deepEqual([...(await b.get('g'))!], [1]);
+  await relA();
+  const relA2 = (await a.lock('g'))!;
+  await expire('g');
+  const relB = (await b.lock('g'))!;                    // another replica runs a turn meanwhile
+  await b.put('g', new Uint8Array([2]));
+  await relB();
+  await assert.rejects(a.put('g', new Uint8Array([3])), /not saved/);
+  assert.deepEqual([...(await a.get('g'))!], [2]);
+  await relA2();
+  raw.disconnect();
 });

@@ -133,3 +133,23 @@ test('--session-store is checked before the model loads', () => {
     assert.throws(() => parseStoreSpec(bad), (e: unknown) => e instanceof StreamlmError && e.field === '--session-store' && /dir:PATH/.test(e.message));
   }
 });
+
+test('a turn the store fails to save is a 503, and the next turn continues from the last saved one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'streamlm-store-'));
+  // A store whose writes fail while `down` (Redis restarting, a full disk).
+  class Flaky extends DirStore { down = false; override put(id: string, b: Uint8Array): Promise<void> { return this.down ? Promise.reject(new Error('store down')) : super.put(id, b); } }
+  const store = new Flaky(dir, NS);
+  const srv = await serve(store);
+  assert.equal((await turn(srv, 'f', TURNS[0])).text, reference[0]);
+  store.down = true;
+  const r = await fetch(`${srv.url}/v1/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'llama', prompt: ' never kept', max_tokens: 6, temperature: 0, session: 'f', ignore_eos: true }),
+  });
+  assert.deepEqual([r.status, ((await r.json()) as { error: { code: string } }).error.code], [503, 'store_unavailable']);
+  store.down = false;
+  // The unsaved turn is gone from memory too: the conversation goes on as if it had never been sent.
+  const next = await turn(srv, 'f', TURNS[1]);
+  assert.deepEqual([next.code, next.text], [200, reference[1]]);
+  await srv.close();
+});

@@ -17,7 +17,7 @@ const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.
                      [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
                      [--cors-origin ORIGIN[,ORIGIN...]|*] [--speculate MODE] [--draft K]
-                     [--session-store dir:PATH|redis://HOST:PORT[/DB]] [--session-ttl S]
+                     [--session-store dir:PATH|redis://HOST:PORT[/DB]] [--session-ttl S] [--session-lock-ms 10000]
                      [--api-key KEY[,KEY...]] [--max-concurrent-per-key N] [--max-prompt-tokens N]
 An OpenAI-compatible server: GET /v1/models, POST /v1/completions and /v1/chat/completions
 (streamed or not), GET /health, GET /metrics (Prometheus) and a web chat at GET /.
@@ -29,7 +29,8 @@ off by default: any page the user visits could otherwise read the conversations)
 --session-store dir:PATH saves each session after every turn (atomically) and restores it on its next
 request, after an eviction or a restart; a snapshot that cannot be restored starts the session fresh
 (X-Session-Dropped: true). With redis://, replicas share sessions: a per-session lock makes a second
-replica answer 409 session_busy while one runs a turn; --session-ttl S expires idle sessions.
+replica answer 409 session_busy while one runs a turn (a replica killed mid-turn holds it for
+--session-lock-ms at most); --session-ttl S expires idle sessions.
 --api-key (or the env STREAMLM_API_KEY) requires "Authorization: Bearer KEY" on every /v1 route
 (/health stays open); each key sees only its own sessions. --max-concurrent-per-key answers 429
 past N running requests of one key; --max-prompt-tokens answers 400 past N new prompt tokens.
@@ -45,7 +46,7 @@ export async function runServe(argv: string[]): Promise<void> {
     'evict-chunk': { type: 'string' }, 'cors-origin': { type: 'string' },
     ...SPECULATE_FLAGS,
     'session-store': { type: 'string' }, 'api-key': { type: 'string' }, 'max-concurrent-per-key': { type: 'string' },
-    'max-prompt-tokens': { type: 'string' }, 'session-ttl': { type: 'string' },
+    'max-prompt-tokens': { type: 'string' }, 'session-ttl': { type: 'string' }, 'session-lock-ms': { type: 'string' },
   }, 'serve');
   if (flags.help) { console.log(HELP); return; }
   const m = modelFlags(flags);
@@ -71,13 +72,14 @@ export async function runServe(argv: string[]): Promise<void> {
   const maxPromptTokens = num(flags, 'max-prompt-tokens', { int: true, min: 1 });
   const storeFlag = str(flags, 'session-store');
   const sessionTtl = num(flags, 'session-ttl', { int: true, min: 1 });
+  const lockMs = num(flags, 'session-lock-ms', { int: true, min: 300 });
   const storeSpec = storeFlag === undefined ? undefined : parseStoreSpec(storeFlag);
 
   const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
   let srv;
   let store: SessionStore | undefined;
   try {
-    store = storeSpec && await openStore(storeSpec, `${model.fingerprint}|${cache}|${evictChunk ?? 1}`, sessionTtl);
+    store = storeSpec && await openStore(storeSpec, `${model.fingerprint}|${cache}|${evictChunk ?? 1}`, sessionTtl, lockMs);
     srv = await startServer(model, {
       port, host, cache, maxSessions, defaultMaxTokens, maxBodyBytes, evictChunk, chatTemplate, modelId: str(flags, 'model-id'),
       corsOrigin, speculate, store, apiKeys, maxConcurrentPerKey, maxPromptTokens, log: (line) => console.error(line),

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const METHODS = 'GET, POST, DELETE, OPTIONS';
 /** Response headers a cross-origin page may read: the session ones. */
-const EXPOSED = 'X-Session-Id, X-Session-Status, X-Session-Dropped';
+const EXPOSED = 'X-Session-Id, X-Session-Status, X-Session-Dropped, X-Session-Turns';
 
 export interface CorsPolicy {
   /** Adds Access-Control-Allow-Origin (and Expose-Headers) to a response when the origin is allowed. */

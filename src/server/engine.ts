@@ -80,6 +80,8 @@ export interface TurnInfo {
   promptTokens: number;
   /** Tokens already in the cache before this turn. */
   cachedTokens: number;
+  /** Turns the session had finished (and, with a store, saved) before this one. */
+  turns: number;
 }
 
 export type { FinishReason };
@@ -199,7 +201,7 @@ export class Engine {
   private readonly store: SessionStore | null;
   private readonly maxPromptTokens: number;
   /** The last store write (or delete) of each id, so reads and writes of one id stay in order. */
-  private readonly saving = new Map<string, Promise<void>>();
+  private readonly saving = new Map<string, Promise<boolean>>();
   private running = false;
   private closed = false;
   readonly observer: EngineObserver | null;
@@ -228,7 +230,13 @@ export class Engine {
     this.maxPromptTokens = opts.maxPromptTokens ?? Infinity;
     if (!(this.maxPromptTokens >= 1)) throw new StreamlmError(`expected a positive integer, got ${opts.maxPromptTokens}`, { field: '--max-prompt-tokens' });
     for (let i = 0; i < this.maxSessions; i++) {
-      this.free.push(model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk }));
+      const kv = model.allocCache({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk });
+      // Grown wasm memory is mapped but not resident until written: write every cache once now, so
+      // the server's memory is all taken at start and stays flat under traffic (and a machine
+      // short of memory says so at start, not under load).
+      const mem = new Uint8Array(model.net.rt.memory.buffer);
+      for (const p of [...kv.k, ...kv.v]) mem.fill(0, p, p + kv.capacity * kv.kvDim * 4);
+      this.free.push(kv);
     }
     this.slabBytes = this.free[0].bytes;
   }
@@ -434,7 +442,7 @@ export class Engine {
     };
     this.jobs.push(job);
     this.kick();
-    const info: TurnInfo = { session: id, status, dropped, promptTokens: feed.length, cachedTokens };
+    const info: TurnInfo = { session: id, status, dropped, promptTokens: feed.length, cachedTokens, turns: conv.turns };
     return { info, result, [Symbol.asyncIterator]: () => out[Symbol.asyncIterator]() };
   }
 
@@ -571,13 +579,19 @@ export class Engine {
     const sp = job.stepper.stats().speculation;
     if (sp) result.speculation = sp;
     // Taken now, while no other turn can touch the cache; written before the client hears the end.
-    const saved = c.id !== null && this.store ? this.persist(c.id, this.snapshotOf(c)) : Promise.resolve();
+    const saved = c.id !== null && this.store ? this.persist(c.id, this.snapshotOf(c)) : Promise.resolve(true);
     if (c.id === null) this.discard(c);
     else if (this.waiters.length > 0) { const kv = this.dropIdle(); if (kv) this.releaseCache(kv); }
     this.observer?.turn(result);
-    void saved.then(() => job.unlock?.()).catch((e: unknown) => this.observer?.storeError?.(e)).finally(() => {
+    void saved.then(async (ok) => {
+      // A turn the store did not keep did not happen, for every replica: forget it here too (the
+      // next request restores the last saved turn) and tell the client, instead of ending the
+      // stream as if it had been kept. The lock is still ours, so no request got in meanwhile.
+      if (!ok && c.id !== null && this.sessions.get(c.id) === c && !c.busy) this.discard(c);
+      await job.unlock?.();
       job.settle(result);
-      job.out.end();
+      if (ok) job.out.end();
+      else job.out.fail(new ApiError(503, 'the session store is unavailable: this turn was not saved; send it again', 'server_error', null, 'store_unavailable'));
     });
   }
 
@@ -585,11 +599,14 @@ export class Engine {
     return c.session.snapshot({ extra: { kind: 'streamlm-conversation', turns: c.turns, transcript: c.transcript.state() } });
   }
 
-  /** Queues a write (or, for null, a delete) of `id` after the previous one; store errors go to the observer. */
-  private persist(id: string, bytes: Uint8Array | null): Promise<void> {
+  /**
+   * Queues a write (or, for null, a delete) of `id` after the previous one; resolves to whether it
+   * succeeded (store errors go to the observer).
+   */
+  private persist(id: string, bytes: Uint8Array | null): Promise<boolean> {
     const store = this.store!;
-    const prev = this.saving.get(id) ?? Promise.resolve();
-    const next = prev.then(() => (bytes ? store.put(id, bytes) : store.delete(id))).catch((e: unknown) => this.observer?.storeError?.(e));
+    const prev = this.saving.get(id) ?? Promise.resolve(true);
+    const next = prev.then(() => (bytes ? store.put(id, bytes) : store.delete(id))).then(() => true, (e: unknown) => { this.observer?.storeError?.(e); return false; });
     this.saving.set(id, next);
     void next.then(() => { if (this.saving.get(id) === next) this.saving.delete(id); });
     return next;

@@ -339,7 +339,7 @@ function addGauges(reg: Registry, engine: Engine): void {
 
 function sessionHeaders(info: TurnInfo): Record<string, string> {
   if (info.session === null) return {};
-  return { 'X-Session-Id': info.session, 'X-Session-Status': info.status, 'X-Session-Dropped': String(info.dropped) };
+  return { 'X-Session-Id': info.session, 'X-Session-Status': info.status, 'X-Session-Dropped': String(info.dropped), 'X-Session-Turns': String(info.turns) };
 }
 
 function unknownModel(id: string): ApiError {

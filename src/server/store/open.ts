@@ -16,9 +16,9 @@ export function parseStoreSpec(spec: string): StoreSpec {
  * Opens the store. `namespace` (model fingerprint and cache settings) goes into every key, so a
  * server with another model or other settings never reads these snapshots.
  */
-export async function openStore(spec: StoreSpec, namespace: string, ttlS?: number): Promise<SessionStore> {
+export async function openStore(spec: StoreSpec, namespace: string, ttlS?: number, lockMs?: number): Promise<SessionStore> {
   if (spec.kind === 'dir') return new DirStore(spec.path, namespace);
-  const store = new RedisStore(spec.url, namespace, { ttlS });
+  const store = new RedisStore(spec.url, namespace, { ttlS, lockMs });
   try {
     await store.connect();
   } catch (e) {

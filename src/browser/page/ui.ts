@@ -1,4 +1,5 @@
 // The page's main thread: the UI only. Everything computes in the engine worker (engine.ts).
+import type { DownloadProgress } from '../download.js';
 import type { ChatSettings, FromEngine, Gauge, ModelInfo, ToEngine, Turn } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => document.getElementById(id) as T;
@@ -10,8 +11,10 @@ interface PageState {
   info: ModelInfo | null; replies: number[][]; restored: boolean; errors: string[]; done: Extract<FromEngine, { t: 'done' }> | null;
   /** Perplexity so far per policy of the last "stream a text" run. */
   ppl: Record<string, number>;
+  /** The last download progress of each file of the model being loaded (cached: read from the Cache API). */
+  downloads: Record<string, DownloadProgress>;
 }
-const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null, ppl: {} };
+const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null, ppl: {}, downloads: {} };
 (window as unknown as { streamlm: PageState }).streamlm = state;
 
 let bubble: HTMLElement | null = null;
@@ -88,6 +91,7 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
   switch (m.t) {
     case 'progress': {
       const p = m.p;
+      state.downloads[p.file] = p;
       $<HTMLProgressElement>('progress').value = p.total ? p.loaded / p.total : 0;
       $('status').textContent = `${p.cached ? 'from cache' : 'downloading'} ${p.file} ${mb(p.loaded)} MB`;
       break;
@@ -147,6 +151,7 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
 function load(source: string | File[]): void {
   state.info = null;
   state.restored = false;
+  state.downloads = {};
   $('send').setAttribute('disabled', '');
   $('status').textContent = 'loading…';
   const q = new URLSearchParams(location.search);
@@ -155,6 +160,7 @@ function load(source: string | File[]): void {
 
 $('load').onclick = () => load($('url').value);
 $('pick').onchange = () => { const f = $('pick').files; if (f?.length) load(Array.from(f)); };
+$('pickGguf').onchange = () => { const f = $('pickGguf').files; if (f?.length) load(Array.from(f)); };
 const drop = $('drop');
 drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
 drop.ondragleave = () => drop.classList.remove('over');

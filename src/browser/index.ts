@@ -63,3 +63,7 @@ export { blobFiles, blobSource, setKernelsUrl, webPlatform } from '../platform/w
 export { filesFromPicked, filesFromUrl, ggufFromUrl } from './files.js';
 export { download, type DownloadOptions, type DownloadProgress } from './download.js';
 export { saveSnapshot, loadSnapshot, deleteSnapshot } from './store.js';
+export { loadWebEspeak, espeakAvailable, WEB_ESPEAK_INSTALL } from './espeak-web.js';
+export { SpeechStream, type SpokenChunk, type SpeechStreamOptions } from '../speech/stream.js';
+export { PhraseChunker, type Phrase, type ChunkerOptions } from '../speech/chunker.js';
+export type { Synthesizer, VoiceOptions } from '../speech/synth.js';

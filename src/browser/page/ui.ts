@@ -18,6 +18,65 @@ const state: PageState = { info: null, replies: [], restored: false, errors: [],
 (window as unknown as { streamlm: PageState }).streamlm = state;
 
 let bubble: HTMLElement | null = null;
+
+// --- speech: replies play as they stream, through an AudioWorklet (a FIFO the audio thread drains) ---
+
+/** The worklet: Float32 blocks posted by the page, played 128 frames at a time; it reports what it received. */
+const PLAYER = `class StreamlmPlayer extends AudioWorkletProcessor {
+  constructor() { super(); this.q = []; this.at = 0; this.received = 0; this.played = 0;
+    this.port.onmessage = (e) => { if (e.data === 'clear') { this.q = []; this.at = 0; return; } this.q.push(e.data); this.received += e.data.length; this.port.postMessage({ received: this.received }); }; }
+  process(_in, outs) {
+    const out = outs[0][0];
+    for (let i = 0; i < out.length; i++) {
+      if (this.q.length === 0) { out[i] = 0; continue; }
+      out[i] = this.q[0][this.at++]; this.played++;
+      if (this.at >= this.q[0].length) { this.q.shift(); this.at = 0; }
+    }
+    return true;
+  }
+}
+registerProcessor('streamlm-player', StreamlmPlayer);`;
+
+let audio: { ctx: AudioContext; node: AudioWorkletNode } | null = null;
+
+/** The player at `rate` Hz, made on first use (browsers start audio only after a user gesture). */
+async function player(rate: number): Promise<AudioWorkletNode> {
+  if (audio && audio.ctx.sampleRate === rate) { await audio.ctx.resume(); return audio.node; }
+  await audio?.ctx.close();
+  const ctx = new AudioContext({ sampleRate: rate });
+  const url = URL.createObjectURL(new Blob([PLAYER], { type: 'text/javascript' }));
+  await ctx.audioWorklet.addModule(url);
+  URL.revokeObjectURL(url);
+  const node = new AudioWorkletNode(ctx, 'streamlm-player');
+  node.port.onmessage = (e: MessageEvent<{ received: number }>) => { document.body.dataset.audioReceived = String(e.data.received); };
+  node.connect(ctx.destination);
+  audio = { ctx, node };
+  return node;
+}
+
+function play(pcm: Int16Array): void {
+  if (!audio || !$('speak').checked) return;
+  const f = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) f[i] = pcm[i] / 32768;
+  audio.node.port.postMessage(f, [f.buffer]);
+}
+
+/** Ticking "speak" starts the player (inside the click, as autoplay rules want) and espeak in the engine; unticking mutes at once. */
+$('speak').onchange = () => {
+  const on = $('speak').checked;
+  if (!on) audio?.node.port.postMessage('clear');
+  // espeak-ng speaks at 22050 Hz; speech-ready remakes the player if another synthesizer differs.
+  else void player(audio?.ctx.sampleRate ?? 22050).catch((e: unknown) => { console.warn(`streamlm: audio output failed: ${String(e)}`); });
+  send({ t: 'speech', on });
+};
+
+/** espeak-ng ships beside the bundle only when its optional package was installed at build time. */
+void fetch(new URL('./espeak-ng.js', import.meta.url), { method: 'HEAD' }).then((r) => r.ok, () => false).then((ok) => {
+  if (ok) return;
+  $('speak').disabled = true;
+  $('speakLabel').title = 'Speech needs the optional espeak-ng engine (GPL-3.0): npm install @echogarden/espeak-ng-emscripten, then npm run build:browser';
+  $('speakLabel').style.opacity = '0.5';
+});
 const mb = (b: number): string => (b / 1048576).toFixed(1);
 
 function addTurn(t: Turn): HTMLElement {
@@ -135,11 +194,18 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
       $('pplTable').dataset.finished = 'true';
       busy(false);
       break;
+    case 'speech-ready':
+      void player(m.sampleRate).catch((e: unknown) => { console.warn(`streamlm: audio output failed: ${String(e)}`); });
+      break;
+    case 'audio':
+      play(m.pcm);
+      break;
     case 'warning':
       console.warn(`streamlm: ${m.message}`);
       $('status').textContent = m.message;
       break;
     case 'error':
+      if (m.message.includes('espeak')) { $('speak').checked = false; $('speakLabel').title = m.message; }
       state.errors.push(m.message);
       $('status').textContent = `error: ${m.message}`;
       if (bubble) { bubble.dataset.finished = 'true'; bubble = null; }

@@ -4,6 +4,7 @@
 // platform (node:fs, node:worker_threads, ...) never enters a bundle; test/browser-bundle.test.ts checks.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,4 +32,15 @@ await Promise.all([
 ]);
 copyFileSync(join(root, 'build', 'kernels.wasm'), join(out, 'kernels.wasm'));
 copyFileSync(join(root, 'src', 'browser', 'page', 'index.html'), join(out, 'index.html'));
-console.log(`${out}/{streamlm,engine,page}.js, index.html, kernels.wasm`);
+// Speech: the optional espeak-ng (GPL-3.0) goes beside the bundle, never into it, and only when the
+// user installed it; the page then offers "speak". --no-espeak leaves it out (tests of its absence).
+let espeak = null;
+if (!process.argv.includes('--no-espeak')) {
+  try {
+    espeak = dirname(createRequire(join(root, 'package.json')).resolve('@echogarden/espeak-ng-emscripten'));
+  } catch {
+    espeak = null;
+  }
+}
+if (espeak) for (const f of ['espeak-ng.js', 'espeak-ng.data']) copyFileSync(join(espeak, f), join(out, f));
+console.log(`${out}/{streamlm,engine,page}.js, index.html, kernels.wasm${espeak ? ', espeak-ng.{js,data}' : ' (no espeak-ng: speech off)'}`);

@@ -1,8 +1,6 @@
 import { crc32 } from './cache/snapshot.js';
 import type { HParams } from './models/config.js';
-import type { FileSet } from './platform/types.js';
-import { openModelDir } from './runtime/modeldir.js';
-import { sourceOf } from './runtime/safetensors.js';
+import { sourceOf, type TensorInfo } from './runtime/safetensors.js';
 
 /** Bytes read per sample of a tensor; three samples (start, middle, end) per tensor. */
 const SAMPLE = 32;
@@ -12,12 +10,11 @@ const SAMPLE = 32;
  * FNV-1a over the same bytes, hex. Not a cryptographic hash: it guards against restoring a snapshot
  * into the wrong model by mistake, not against forgery.
  */
-export function modelFingerprint(dir: string | FileSet, hp: HParams, weightBytes: number): string {
+export function modelFingerprint(tensors: ReadonlyMap<string, TensorInfo>, hp: HParams, weightBytes: number): string {
   const parts: Uint8Array[] = [];
   const enc = new TextEncoder();
   parts.push(enc.encode(JSON.stringify(hp) + `|${weightBytes}|`));
-  const md = openModelDir(dir);
-  for (const t of [...md.tensors.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const t of [...tensors.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     parts.push(enc.encode(`${t.name}:${t.dtype}:${t.shape.join('x')};`));
     const src = sourceOf(t);
     for (const at of [0, Math.floor(t.byteLength / 2), t.byteLength - SAMPLE]) {

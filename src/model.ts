@@ -6,7 +6,8 @@ import { MctpHeads } from './models/mctp.js';
 import { WeightLoader, type LoadDType, type LowRankMode } from './models/weights.js';
 import type { FileSet, Platform } from './platform/types.js';
 import { openModelDir, type ModelDir } from './runtime/modeldir.js';
-import { isGgufPath, openGgufModel } from './runtime/gguf-source.js';
+import type { TensorInfo } from './runtime/safetensors.js';
+import { ggufFileIn, isGgufPath, openGgufModel } from './runtime/gguf-source.js';
 import { ggufTokenizerSpec } from './tokenizer-gguf.js';
 import { Runtime } from './runtime/runtime.js';
 import { checkCacheFits, type BudgetNames } from './cache/budget.js';
@@ -39,8 +40,8 @@ export interface LoadOptions {
 export class Model {
   private sessions = 0;
   private fp: string | null = null;
-  /** Where the checkpoint was read from: a directory path, or the files of a page. */
-  private source: string | FileSet = '';
+  /** The checkpoint's tensors (safetensors or GGUF), where the fingerprint samples bytes. */
+  private tensors: ReadonlyMap<string, TensorInfo> = new Map();
 
   private constructor(
     readonly dir: string,
@@ -56,14 +57,17 @@ export class Model {
 
   /**
    * Loads a Hugging Face model directory (config.json, *.safetensors, tokenizer.json) as a path or a
-   * FileSet, or a .gguf file by path.
+   * FileSet, or a .gguf file by path or as the one file of a FileSet without config.json.
    */
   static async load(source: string | FileSet, opts: LoadOptions = {}): Promise<Model> {
-    const dir = typeof source === 'string' ? source : source.label;
     const dtype = loadDTypeOf(opts.dtype);
     const lowrank = opts.lowrank ?? 'auto';
     if (!['auto', 'materialized', 'streaming'].includes(lowrank)) throw new StreamlmError(`lowrank must be auto, materialized or streaming, got '${lowrank}'`, { field: 'lowrank' });
-    const gguf = typeof source === 'string' && isGgufPath(source) ? openGgufModel(source) : null;
+    const ggufName = typeof source === 'string' ? null : ggufFileIn(source);
+    const dir = typeof source === 'string' ? source : ggufName ? source.path(ggufName) : source.label;
+    const gguf = typeof source === 'string'
+      ? (isGgufPath(source) ? openGgufModel(source) : null)
+      : (ggufName ? openGgufModel(source.path(ggufName), { files: source, name: ggufName }) : null);
     const md: ModelDir = gguf ?? openModelDir(source);
     const hp = parseHParams(md.config, md.configFile, md.tensors);
     const family = familyOf(hp);
@@ -76,7 +80,7 @@ export class Model {
       const net = new Transformer(rt, hp, weights, lowrank);
       const mctp = gguf ? null : MctpHeads.load(rt, net, md);
       const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, net, wl.bytes, mctp);
-      model.source = md.files;
+      model.tensors = md.tensors;
       return model;
     } catch (e) {
       await rt.close();
@@ -104,7 +108,7 @@ export class Model {
    * first use: it reads only safetensors headers and a few bytes per tensor.
    */
   get fingerprint(): string {
-    this.fp ??= modelFingerprint(this.source, this.hparams, this.weightBytes);
+    this.fp ??= modelFingerprint(this.tensors, this.hparams, this.weightBytes);
     return this.fp;
   }
 

@@ -38,7 +38,17 @@ export async function filesFromUrl(url: string, opts: DownloadOptions = {}): Pro
   return blobFiles(base, files);
 }
 
-/** Files the user picked (a folder picker's FileList, or dropped files): by base name. */
+/**
+ * Downloads (or takes from the cache) one .gguf file: a FileSet holding only it, which loadModel
+ * reads as GGUF. The download streams to disk in the Cache API; the Blob is then read in slices.
+ */
+export async function ggufFromUrl(url: string, opts: DownloadOptions = {}): Promise<FileSet> {
+  const name = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
+  const blob = (await download(url, false, opts))!;
+  return blobFiles(url.slice(0, url.length - url.split('/').pop()!.length), new Map([[name, blob]]));
+}
+
+/** Files the user picked (a folder picker's FileList, dropped files, or one .gguf file): by base name. */
 export function filesFromPicked(picked: Iterable<File> | ArrayLike<File>): FileSet {
   const files = new Map<string, Blob>();
   let folder = '';
@@ -49,6 +59,11 @@ export function filesFromPicked(picked: Iterable<File> | ArrayLike<File>): FileS
     if (rel.split('/').length > 2) continue;
     files.set(f.name, f);
   }
-  if (!files.has('config.json')) throw new StreamlmError('the picked files have no config.json; pick the model folder itself', { file: folder || 'picked files' });
+  const ggufs = [...files.keys()].filter((n) => /\.gguf$/i.test(n));
+  if (!files.has('config.json') && ggufs.length === 1) return blobFiles(folder || 'picked files', new Map([[ggufs[0], files.get(ggufs[0])!]]));
+  if (!files.has('config.json')) {
+    const why = ggufs.length > 1 ? `${ggufs.length} .gguf files; pick one` : 'no config.json and no .gguf file; pick the model folder itself or one .gguf file';
+    throw new StreamlmError(`the picked files have ${why}`, { file: folder || 'picked files' });
+  }
   return blobFiles(folder || 'picked files', files);
 }

@@ -2,10 +2,9 @@
 // platform seams (src/platform/web.ts) give Web Workers, Blob reads and fetched kernels. Use it
 // inside a dedicated Web Worker (see docs/browser.md): the pool's calling thread blocks in
 // Atomics.wait, which a page's main thread may not do.
-import { StreamlmError } from '../errors.js';
 import { loadModel as loadFiles, type LoadOptions, type Model } from '../model.js';
 import type { FileSet } from '../platform/types.js';
-import { filesFromPicked, filesFromUrl } from './files.js';
+import { filesFromPicked, filesFromUrl, ggufFromUrl } from './files.js';
 import type { DownloadProgress } from './download.js';
 
 // generate() yields to the event loop between tokens with setImmediate, which browsers lack; a
@@ -25,20 +24,23 @@ export interface BrowserLoadOptions extends LoadOptions {
   signal?: AbortSignal;
 }
 
-/** A model source in a page: the URL of an HF-layout folder, Files the user picked, or a FileSet. */
+/** A model source in a page: the URL of an HF-layout folder or of a .gguf file, Files the user picked (a folder, or one .gguf), or a FileSet. */
 export type BrowserModelSource = string | URL | FileList | File[] | FileSet;
 
 function isFileSet(x: unknown): x is FileSet {
   return typeof x === 'object' && x !== null && typeof (x as FileSet).open === 'function' && typeof (x as FileSet).label === 'string';
 }
 
-/** Loads a model in a page (call it in a Web Worker). Weights are copied into wasm memory tensor by tensor. */
+/**
+ * Loads a model in a page (call it in a Web Worker). Weights are copied into wasm memory tensor by
+ * tensor, in 16 MiB slices of the downloaded or picked Blob.
+ */
 export async function loadModel(source: BrowserModelSource, opts: BrowserLoadOptions = {}): Promise<Model> {
   let files: FileSet;
   if (typeof source === 'string' || source instanceof URL) {
     const url = new URL(String(source), (globalThis as { location?: { href: string } }).location?.href).href;
-    if (/\.gguf$/i.test(url)) throw new StreamlmError('GGUF files do not load in the browser build yet; use an HF-layout folder URL', { file: url });
-    files = await filesFromUrl(url, { onProgress: opts.onProgress, cacheName: opts.cacheName, signal: opts.signal });
+    const dl = { onProgress: opts.onProgress, cacheName: opts.cacheName, signal: opts.signal };
+    files = /\.gguf$/i.test(new URL(url).pathname) ? await ggufFromUrl(url, dl) : await filesFromUrl(url, dl);
   } else if (isFileSet(source)) {
     files = source;
   } else {
@@ -58,6 +60,10 @@ export { StreamlmError } from '../errors.js';
 export type { HParams } from '../models/config.js';
 export type { ByteSource, FileSet } from '../platform/types.js';
 export { blobFiles, blobSource, setKernelsUrl, webPlatform } from '../platform/web.js';
-export { filesFromPicked, filesFromUrl } from './files.js';
+export { filesFromPicked, filesFromUrl, ggufFromUrl } from './files.js';
 export { download, type DownloadOptions, type DownloadProgress } from './download.js';
 export { saveSnapshot, loadSnapshot, deleteSnapshot } from './store.js';
+export { loadWebEspeak, espeakAvailable, WEB_ESPEAK_INSTALL } from './espeak-web.js';
+export { SpeechStream, type SpokenChunk, type SpeechStreamOptions } from '../speech/stream.js';
+export { PhraseChunker, type Phrase, type ChunkerOptions } from '../speech/chunker.js';
+export type { Synthesizer, VoiceOptions } from '../speech/synth.js';

@@ -7,13 +7,13 @@ import { startWebServer } from '../server/static.js';
 
 export { startWebServer, type RunningWebServer, type WebServerOptions } from '../server/static.js';
 
-const HELP = `usage: streamlm web [--model DIR] [--port 8080] [--host 127.0.0.1] [--no-isolation]
+const HELP = `usage: streamlm web [--model DIR|FILE.gguf] [--port 8080] [--host 127.0.0.1] [--no-isolation]
 Serves a page that runs the model in the browser (WebAssembly workers; nothing computes in Node):
 chat endlessly under a sink:S+W cache with its gauge, or stream a pasted text through several
 cache policies and plot perplexity as it goes. The page is cross-origin isolated (headers
 Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp) so that its
 workers share one wasm memory; --no-isolation leaves the headers out, to see the one-thread fallback.
-Default model: the one shipped in models/. Open http://HOST:PORT/ in a browser.`;
+--model takes an HF model folder or one .gguf file. Default model: the one shipped in models/. Open http://HOST:PORT/ in a browser.`;
 
 export async function runWeb(argv: string[]): Promise<void> {
   const { flags } = parseFlags(argv, {

@@ -1,6 +1,7 @@
 import { StreamlmError } from '../errors.js';
 import { platform } from '../platform/current.js';
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo, type GgufValue } from './gguf.js';
+import type { FileSet } from '../platform/types.js';
 import type { ModelDir } from './modeldir.js';
 import type { BlockDtype, TensorInfo } from './safetensors.js';
 
@@ -338,9 +339,20 @@ function parentOf(path: string): string {
   return i < 0 ? '.' : i === 0 ? '/' : path.slice(0, i);
 }
 
-/** Opens a GGUF model file, reading only its header. */
-export function openGgufModel(path: string): GgufModelSource {
-  const h = readGgufHeader(path);
+/** The one .gguf file of a FileSet that holds no config.json (a page's download or picked file), or null. */
+export function ggufFileIn(files: FileSet): string | null {
+  if (files.has('config.json')) return null;
+  const g = files.names().filter(isGgufPath);
+  return g.length === 1 ? g[0] : null;
+}
+
+/**
+ * Opens a GGUF model file, reading only its header: the file at `path` (Node), or the file `name`
+ * of `files` (a page's Blob, read in slices), with `path` naming it in messages.
+ */
+export function openGgufModel(path: string, inSet?: { files: FileSet; name: string }): GgufModelSource {
+  const src = inSet?.files.open(inSet.name);
+  const h = readGgufHeader(path, src);
   const m = new GgufMeta(h);
   const archName = m.str('general.architecture');
   const arch = ARCHS[archName];
@@ -367,7 +379,7 @@ export function openGgufModel(path: string): GgufModelSource {
     const block = (BLOCK_DTYPES as readonly string[]).includes(t.type.name) ? (t.type.name as BlockDtype) : undefined;
     const dtype = FLOAT_DTYPES[t.type.name] ?? block;
     if (!dtype) throw new StreamlmError(`ggml type ${t.type.name} is not supported (F32, F16, BF16, ${BLOCK_DTYPES.join(', ')} are)`, { file: path, field });
-    tensors.set(hf, { name: t.name, dtype, shape, file: path, offset: t.offset, byteLength: t.byteLength, rowMap: rowMapFor(archName, short, config) });
+    tensors.set(hf, { name: t.name, dtype, shape, file: path, offset: t.offset, byteLength: t.byteLength, rowMap: rowMapFor(archName, short, config), src });
   }
-  return { dir: path, files: platform.dir(parentOf(path)), configFile: path, config, generationConfig: null, tensors, gguf: h };
+  return { dir: path, files: inSet?.files ?? platform.dir(parentOf(path)), configFile: path, config, generationConfig: null, tensors, gguf: h };
 }

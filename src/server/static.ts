@@ -1,9 +1,9 @@
 // The static file server behind `streamlm web`: the browser build and one model folder, with the
 // COOP/COEP headers that make the page cross-origin isolated (shared wasm memory for the workers).
 // Node only serves files here; the engine runs in the page.
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { extname, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StreamlmError } from '../errors.js';
 
@@ -13,7 +13,7 @@ const TYPES: Record<string, string> = {
 };
 
 export interface WebServerOptions {
-  /** HF-layout model folder served at /model/. */
+  /** HF-layout model folder served at /model/, or a .gguf file served as /model/NAME.gguf. */
   modelDir: string;
   port?: number;
   host?: string;
@@ -30,14 +30,18 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
   const dist = opts.distDir ?? fileURLToPath(new URL('../../dist/browser/', import.meta.url));
   if (!existsSync(join(dist, 'engine.js'))) throw new StreamlmError('the browser build is missing; run `npm run build:browser`', { file: dist });
   const modelDir = opts.modelDir;
-  if (!existsSync(join(modelDir, 'config.json'))) {
-    const gguf = modelDir.toLowerCase().endsWith('.gguf') ? ' (GGUF files do not load in the browser build yet)' : '';
-    throw new StreamlmError(`not an HF model folder with config.json${gguf}`, { file: modelDir, field: '--model' });
+  const gguf = /\.gguf$/i.test(modelDir);
+  if (gguf ? !existsSync(modelDir) || !statSync(modelDir).isFile() : !existsSync(join(modelDir, 'config.json'))) {
+    throw new StreamlmError(gguf ? 'no such .gguf file' : 'not an HF model folder with config.json, nor a .gguf file', { file: modelDir, field: '--model' });
   }
   // Only the files at the top of the two folders are served, looked up by exact name: no path walks.
   const files = new Map<string, string>();
   for (const f of readdirSync(dist)) files.set('/' + f, join(dist, f));
-  for (const f of readdirSync(modelDir)) if (statSync(join(modelDir, f)).isFile()) files.set('/model/' + f, join(modelDir, f));
+  if (gguf) files.set('/model/' + basename(modelDir), modelDir);
+  else for (const f of readdirSync(modelDir)) if (statSync(join(modelDir, f)).isFile()) files.set('/model/' + f, join(modelDir, f));
+  // The page loads the URL in its model box: the folder, or the one .gguf file.
+  const modelUrl = gguf ? 'model/' + encodeURIComponent(basename(modelDir)) : 'model/';
+  const index = readFileSync(join(dist, 'index.html'), 'utf8').replace('value="model/"', `value="${modelUrl}"`);
   files.set('/', join(dist, 'index.html'));
   const isolation = opts.isolation ?? true;
 
@@ -55,6 +59,11 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
     res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { Allow: 'GET, HEAD' }).end(); return; }
     if (!file) { res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n'); return; }
+    if (file === files.get('/')) {
+      res.writeHead(200, { 'Content-Type': TYPES['.html'], 'Content-Length': Buffer.byteLength(index), 'Cache-Control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : index);
+      return;
+    }
     const st = statSync(file);
     res.writeHead(200, {
       'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': st.size,

@@ -12,10 +12,10 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 /** Why browser tests cannot run here, or false. CI installs Chromium and must run them. */
 export const browserSkip: string | false = !existsSync(CHROMIUM) && !process.env.CI ? `${CHROMIUM} is absent (apt-get install chromium); set CI=true to make this a failure` : false;
 
-/** Bundles the current sources into a fresh folder (scripts/build-browser.mjs --out), so tests never see a stale dist/. */
-export function buildBrowserBundle(): string {
+/** Bundles the current sources into a fresh folder (scripts/build-browser.mjs --out, plus `extraArgs`), so tests never see a stale dist/. */
+export function buildBrowserBundle(extraArgs: readonly string[] = []): string {
   const out = mkdtempSync(join(tmpdir(), 'streamlm-web-'));
-  const r = spawnSync(process.execPath, ['scripts/build-browser.mjs', '--out', out], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['scripts/build-browser.mjs', '--out', out, ...extraArgs], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build-browser failed: ${r.stderr}`);
   return out;
 }

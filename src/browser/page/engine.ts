@@ -1,6 +1,6 @@
 // The page's engine: a dedicated Web Worker that loads the model, keeps the conversation's session
 // (saved to OPFS after each turn, restored after a reload) and streams tokens back to the page.
-import { generate, loadModel, type Model, type Session } from '../index.js';
+import { generate, loadModel, loadWebEspeak, SpeechStream, type Model, type Session, type Synthesizer } from '../index.js';
 import { nll } from '../../eval/ppl.js';
 import { deleteSnapshot, loadSnapshot, saveSnapshot } from '../store.js';
 import type { ChatSettings, FromEngine, Gauge, ToEngine, Turn } from './protocol.js';
@@ -13,6 +13,10 @@ let session: Session | null = null;
 let transcript: Turn[] = [];
 let abort: AbortController | null = null;
 let lastTokS = 0;
+/** espeak-ng, started when speech is first switched on; `speaking` is the reply being spoken. */
+let synth: Promise<Synthesizer> | null = null;
+let speechOn = false;
+let speaking: SpeechStream | null = null;
 /** Commands run one at a time, in order: a load, a turn, a reset. `stop` alone bypasses the queue. */
 let queue: Promise<void> = Promise.resolve();
 
@@ -76,11 +80,13 @@ async function chat(text: string, s: ChatSettings): Promise<void> {
     session, promptIds: ids, maxNewTokens: s.maxNewTokens, signal: abort.signal,
     sampler: { temperature: s.temperature, topK: s.topK, topP: s.topP, seed: s.seed },
   });
+  const voice = speechOn && synth ? speak(await synth) : null;
   let r = await it.next();
   let first1 = 0;
   while (!r.done) {
     if (r.value.id >= 0) out.push(r.value.id);
     reply += r.value.text;
+    voice?.push(r.value.text);
     const now = performance.now();
     if (out.length === 1) first1 = now;
     lastTokS = out.length > 1 ? (out.length - 1) / ((now - first1) / 1000) : 0;
@@ -88,6 +94,8 @@ async function chat(text: string, s: ChatSettings): Promise<void> {
     r = await it.next();
   }
   abort = null;
+  // A stopped reply stops speaking too; a finished one speaks to its end.
+  if (voice) { if (r.value.finishReason === 'abort') voice.cancel(); else voice.end(); }
   const st = r.value;
   transcript.push({ role: 'assistant', text: reply, ids: out });
   await persist();
@@ -95,6 +103,37 @@ async function chat(text: string, s: ChatSettings): Promise<void> {
     t: 'done', ids: out, finish: st.finishReason, gauge: gauge(),
     prefillTokS: st.promptTokens / (st.prefillMs / 1000), decodeTokS: st.newTokens > 1 ? st.newTokens / (st.decodeMs / 1000) : 0,
   });
+}
+
+/** A spoken reply: its audio blocks go to the page as espeak makes them, in order. */
+function speak(s: Synthesizer): SpeechStream {
+  speaking?.cancel();
+  const stream = new SpeechStream(s);
+  speaking = stream;
+  void (async () => {
+    try {
+      for await (const c of stream) {
+        if (!speechOn || speaking !== stream) break;
+        postMessage({ t: 'audio', pcm: c.pcm, text: c.phrase.text } satisfies FromEngine, [c.pcm.buffer]);
+      }
+    } catch (e) {
+      post({ t: 'warning', message: `speech failed: ${errorText(e)}` });
+    }
+  })();
+  return stream;
+}
+
+async function setSpeech(on: boolean): Promise<void> {
+  speechOn = on;
+  if (!on) { speaking?.cancel(); speaking = null; return; }
+  synth ??= loadWebEspeak(new URL('./espeak-ng.js', import.meta.url));
+  try {
+    post({ t: 'speech-ready', sampleRate: (await synth).sampleRate });
+  } catch (e) {
+    synth = null;
+    speechOn = false;
+    throw e;
+  }
 }
 
 async function reset(): Promise<void> {
@@ -136,12 +175,15 @@ async function ppl(text: string, policies: string[], tokens: number): Promise<vo
 self.onmessage = (e: MessageEvent<ToEngine>): void => {
   const m = e.data;
   if (m.t === 'stop') { abort?.abort(); return; }
+  // Muting acts at once, not after the reply being generated.
+  if (m.t === 'speech' && !m.on) { void setSpeech(false); return; }
   queue = queue.then(async () => {
     try {
       if (m.t === 'load') await load(m);
       else if (m.t === 'chat') await chat(m.text, m.settings);
       else if (m.t === 'reset') await reset();
       else if (m.t === 'ppl') await ppl(m.text, m.policies, m.tokens);
+      else if (m.t === 'speech') await setSpeech(m.on);
     } catch (err) {
       post({ t: 'error', message: errorText(err) });
     }

@@ -9,7 +9,9 @@ export type ToEngine =
   | { t: 'chat'; text: string; settings: ChatSettings }
   | { t: 'stop' }
   | { t: 'reset' }
-  | { t: 'ppl'; text: string; policies: string[]; tokens: number };
+  | { t: 'ppl'; text: string; policies: string[]; tokens: number }
+  /** Speak replies (espeak-ng starts on the first `on`); off also silences the reply being spoken. */
+  | { t: 'speech'; on: boolean };
 
 /** Cache occupancy plus memory, for the gauge. */
 export interface Gauge extends CacheStats { wasmBytes: number; tokS: number; workerChunks: number[] }
@@ -26,5 +28,8 @@ export type FromEngine =
   | { t: 'done'; ids: number[]; finish: string; gauge: Gauge; prefillTokS: number; decodeTokS: number }
   | { t: 'ppl'; policy: string; done: number; total: number; ppl: number; series: number[] }
   | { t: 'ppl-done' }
+  | { t: 'speech-ready'; sampleRate: number }
+  /** One block of a reply's audio: mono PCM16 at the sampleRate of speech-ready. */
+  | { t: 'audio'; pcm: Int16Array; text: string }
   | { t: 'warning'; message: string }
   | { t: 'error'; message: string };

@@ -1,4 +1,5 @@
 // The page's main thread: the UI only. Everything computes in the engine worker (engine.ts).
+import type { DownloadProgress } from '../download.js';
 import type { ChatSettings, FromEngine, Gauge, ModelInfo, ToEngine, Turn } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => document.getElementById(id) as T;
@@ -10,11 +11,72 @@ interface PageState {
   info: ModelInfo | null; replies: number[][]; restored: boolean; errors: string[]; done: Extract<FromEngine, { t: 'done' }> | null;
   /** Perplexity so far per policy of the last "stream a text" run. */
   ppl: Record<string, number>;
+  /** The last download progress of each file of the model being loaded (cached: read from the Cache API). */
+  downloads: Record<string, DownloadProgress>;
 }
-const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null, ppl: {} };
+const state: PageState = { info: null, replies: [], restored: false, errors: [], done: null, ppl: {}, downloads: {} };
 (window as unknown as { streamlm: PageState }).streamlm = state;
 
 let bubble: HTMLElement | null = null;
+
+// --- speech: replies play as they stream, through an AudioWorklet (a FIFO the audio thread drains) ---
+
+/** The worklet: Float32 blocks posted by the page, played 128 frames at a time; it reports what it received. */
+const PLAYER = `class StreamlmPlayer extends AudioWorkletProcessor {
+  constructor() { super(); this.q = []; this.at = 0; this.received = 0; this.played = 0;
+    this.port.onmessage = (e) => { if (e.data === 'clear') { this.q = []; this.at = 0; return; } this.q.push(e.data); this.received += e.data.length; this.port.postMessage({ received: this.received }); }; }
+  process(_in, outs) {
+    const out = outs[0][0];
+    for (let i = 0; i < out.length; i++) {
+      if (this.q.length === 0) { out[i] = 0; continue; }
+      out[i] = this.q[0][this.at++]; this.played++;
+      if (this.at >= this.q[0].length) { this.q.shift(); this.at = 0; }
+    }
+    return true;
+  }
+}
+registerProcessor('streamlm-player', StreamlmPlayer);`;
+
+let audio: { ctx: AudioContext; node: AudioWorkletNode } | null = null;
+
+/** The player at `rate` Hz, made on first use (browsers start audio only after a user gesture). */
+async function player(rate: number): Promise<AudioWorkletNode> {
+  if (audio && audio.ctx.sampleRate === rate) { await audio.ctx.resume(); return audio.node; }
+  await audio?.ctx.close();
+  const ctx = new AudioContext({ sampleRate: rate });
+  const url = URL.createObjectURL(new Blob([PLAYER], { type: 'text/javascript' }));
+  await ctx.audioWorklet.addModule(url);
+  URL.revokeObjectURL(url);
+  const node = new AudioWorkletNode(ctx, 'streamlm-player');
+  node.port.onmessage = (e: MessageEvent<{ received: number }>) => { document.body.dataset.audioReceived = String(e.data.received); };
+  node.connect(ctx.destination);
+  audio = { ctx, node };
+  return node;
+}
+
+function play(pcm: Int16Array): void {
+  if (!audio || !$('speak').checked) return;
+  const f = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) f[i] = pcm[i] / 32768;
+  audio.node.port.postMessage(f, [f.buffer]);
+}
+
+/** Ticking "speak" starts the player (inside the click, as autoplay rules want) and espeak in the engine; unticking mutes at once. */
+$('speak').onchange = () => {
+  const on = $('speak').checked;
+  if (!on) audio?.node.port.postMessage('clear');
+  // espeak-ng speaks at 22050 Hz; speech-ready remakes the player if another synthesizer differs.
+  else void player(audio?.ctx.sampleRate ?? 22050).catch((e: unknown) => { console.warn(`streamlm: audio output failed: ${String(e)}`); });
+  send({ t: 'speech', on });
+};
+
+/** espeak-ng ships beside the bundle only when its optional package was installed at build time. */
+void fetch(new URL('./espeak-ng.js', import.meta.url), { method: 'HEAD' }).then((r) => r.ok, () => false).then((ok) => {
+  if (ok) return;
+  $('speak').disabled = true;
+  $('speakLabel').title = 'Speech needs the optional espeak-ng engine (GPL-3.0): npm install @echogarden/espeak-ng-emscripten, then npm run build:browser';
+  $('speakLabel').style.opacity = '0.5';
+});
 const mb = (b: number): string => (b / 1048576).toFixed(1);
 
 function addTurn(t: Turn): HTMLElement {
@@ -88,6 +150,7 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
   switch (m.t) {
     case 'progress': {
       const p = m.p;
+      state.downloads[p.file] = p;
       $<HTMLProgressElement>('progress').value = p.total ? p.loaded / p.total : 0;
       $('status').textContent = `${p.cached ? 'from cache' : 'downloading'} ${p.file} ${mb(p.loaded)} MB`;
       break;
@@ -131,11 +194,18 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
       $('pplTable').dataset.finished = 'true';
       busy(false);
       break;
+    case 'speech-ready':
+      void player(m.sampleRate).catch((e: unknown) => { console.warn(`streamlm: audio output failed: ${String(e)}`); });
+      break;
+    case 'audio':
+      play(m.pcm);
+      break;
     case 'warning':
       console.warn(`streamlm: ${m.message}`);
       $('status').textContent = m.message;
       break;
     case 'error':
+      if (m.message.includes('espeak')) { $('speak').checked = false; $('speakLabel').title = m.message; }
       state.errors.push(m.message);
       $('status').textContent = `error: ${m.message}`;
       if (bubble) { bubble.dataset.finished = 'true'; bubble = null; }
@@ -147,6 +217,7 @@ engine.onmessage = (e: MessageEvent<FromEngine>): void => {
 function load(source: string | File[]): void {
   state.info = null;
   state.restored = false;
+  state.downloads = {};
   $('send').setAttribute('disabled', '');
   $('status').textContent = 'loading…';
   const q = new URLSearchParams(location.search);
@@ -155,6 +226,7 @@ function load(source: string | File[]): void {
 
 $('load').onclick = () => load($('url').value);
 $('pick').onchange = () => { const f = $('pick').files; if (f?.length) load(Array.from(f)); };
+$('pickGguf').onchange = () => { const f = $('pickGguf').files; if (f?.length) load(Array.from(f)); };
 const drop = $('drop');
 drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
 drop.ondragleave = () => drop.classList.remove('over');

@@ -3,7 +3,7 @@
 // Reports median CPU milliseconds per call (process.cpuUsage, so time lost to other processes on a
 // shared machine is left out) and B/A. Build A first, e.g. from main:
 //   git stash; npm run build:kernels; cp build/kernels.wasm /tmp/a.wasm; git stash pop; npm run build:kernels
-//   node --import tsx bench/kernel-ab.ts --a /tmp/a.wasm [--b build/kernels.wasm] [--rounds 5] [--json]
+//   node --import tsx bench/kernel-ab.ts --a /tmp/a.wasm [--b build/kernels.wasm] [--kinds f32r4,f16,q8] [--m 128,1] [--rounds 5] [--json]
 import { readFileSync } from 'node:fs';
 import { StreamlmError } from '../src/errors.js';
 import type { Kernels } from '../src/runtime/kernels.js';
@@ -12,18 +12,20 @@ const argv = process.argv.slice(2);
 const flag = (name: string, dflt: string): string => { const i = argv.indexOf(name); return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt; };
 const aPath = flag('--a', ''), bPath = flag('--b', 'build/kernels.wasm');
 const ROUNDS = Number(flag('--rounds', '5')), ROUND_MS = 150;
+const KINDS = flag('--kinds', 'f32r4,f16,q8').split(','), MS = flag('--m', '128,1').split(',').map(Number);
 if (!aPath) throw new StreamlmError('give the baseline build with --a FILE.wasm', { field: '--a' });
 
-interface Inst { k: Kernels; mem: WebAssembly.Memory; top: number }
+interface Inst { k: Kernels; mem: WebAssembly.Memory; top: number; base: number }
 
 async function load(path: string): Promise<Inst> {
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
   const { instance } = await WebAssembly.instantiate(readFileSync(path), { env: { memory } });
   const k = instance.exports as unknown as Kernels;
   memory.grow(4096); // 256 MiB
-  const inst = { k, mem: memory, top: (k.heap_base() + 63) & ~63 };
+  const inst = { k, mem: memory, top: (k.heap_base() + 63) & ~63, base: 0 };
   const scratch = alloc(inst, 1 << 20);
   k.set_scratch(scratch, 1 << 20);
+  inst.base = inst.top;
   return inst;
 }
 
@@ -65,7 +67,7 @@ const median = (v: number[]): number => [...v].sort((p, q) => p - q)[v.length >>
 const SHAPES: [string, number, number][] = [['qkv 896->1152', 896, 1152], ['gate_up 896->9728', 896, 9728], ['down 4864->896', 4864, 896]];
 const A = await load(aPath), B = await load(bPath);
 const rows: { case: string; a_ms: number; b_ms: number; ratio: number }[] = [];
-for (const kind of ['f32r4', 'f16', 'q8']) for (const M of [128, 1]) for (const [label, K, N] of SHAPES) {
+for (const kind of KINDS) for (const M of MS) for (const [label, K, N] of SHAPES) {
   const fa = setup(A, kind, M, K, N), fb = setup(B, kind, M, K, N);
   for (const t0 = performance.now(); performance.now() - t0 < 300;) { fa(); fb(); } // tier-up
   const ta: number[] = [], tb: number[] = [];
@@ -74,8 +76,7 @@ for (const kind of ['f32r4', 'f16', 'q8']) for (const M of [128, 1]) for (const 
   }
   const a = median(ta), b = median(tb);
   rows.push({ case: `${kind} M=${M} ${label}`, a_ms: a, b_ms: b, ratio: b / a });
-  A.top = B.top = 0; // not reused: recompute below
-  A.top = (A.k.heap_base() + (1 << 20) + 127) & ~63; B.top = (B.k.heap_base() + (1 << 20) + 127) & ~63;
+  A.top = A.base; B.top = B.base; // the next case reuses the memory
 }
 if (argv.includes('--json')) for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
 process.stderr.write(`A ${aPath}  B ${bPath}  1 thread, median CPU ms per call of ${ROUNDS} alternating rounds\n`);

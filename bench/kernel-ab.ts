@@ -1,5 +1,6 @@
 // A/B of two builds of the kernels on one thread, in alternating rounds within one process:
-// prefill GEMMs (M = 128) and decode GEMVs (M = 1) at Qwen2.5-0.5B shapes, per weight format.
+// prefill GEMMs (M = 128) and decode GEMVs (M = 1) at Qwen2.5-0.5B shapes, per weight format
+// (f32r4, f16, bf16, q8; f16h4/bf16h4 run the h4 layout where a build has it, else row-major).
 // Reports median CPU milliseconds per call (process.cpuUsage, so time lost to other processes on a
 // shared machine is left out) and B/A. Build A first, e.g. from main:
 //   git stash; npm run build:kernels; cp build/kernels.wasm /tmp/a.wasm; git stash pop; npm run build:kernels
@@ -42,12 +43,17 @@ function setup(i: Inst, kind: string, M: number, K: number, N: number): () => vo
   const x = alloc(i, M * K * 4), out = alloc(i, M * N * 4), w = alloc(i, N * K * 4);
   fill(i, x, M * K, 1); fill(i, w, N * K, 2);
   if (kind === 'f32r4') { i.k.pack_f32r4(w, N, K); return () => i.k.matmul_f32r4(out, x, w, 0, M, K, N, 0, 1); }
-  if (kind === 'f16') {
+  if (kind.startsWith('f16') || kind.startsWith('bf16')) {
     const h = alloc(i, N * K * 2), f = new Float32Array(i.mem.buffer, w, N * K), u = new Uint16Array(i.mem.buffer, h, N * K);
     const b = new DataView(new ArrayBuffer(4));
-    for (let j = 0; j < N * K; j++) { b.setFloat32(0, f[j]); u[j] = b.getUint32(0) >>> 16; } // bf16 bits read as f16: a valid, finite pattern
-    for (let j = 0; j < N * K; j++) u[j] &= 0xbbff;
-    return () => i.k.matmul_f16(out, x, h, 0, M, K, N, 0, 1);
+    for (let j = 0; j < N * K; j++) { b.setFloat32(0, f[j]); u[j] = b.getUint32(0) >>> 16; }
+    const bf = kind.startsWith('bf16');
+    if (!bf) for (let j = 0; j < N * K; j++) u[j] &= 0xbbff; // bf16 bits read as f16, exponent capped: finite halves
+    // f16h4/bf16h4: the h4 layout where this build has it (what a model loads), else row-major.
+    if (kind.endsWith('h4') && 'pack_h4' in i.k && i.k.pack_h4(h, N, K) === 1) {
+      return bf ? () => i.k.matmul_bf16h4(out, x, h, 0, M, K, N, 0, 1) : () => i.k.matmul_f16h4(out, x, h, 0, M, K, N, 0, 1);
+    }
+    return bf ? () => i.k.matmul_bf16(out, x, h, 0, M, K, N, 0, 1) : () => i.k.matmul_f16(out, x, h, 0, M, K, N, 0, 1);
   }
   const wq = alloc(i, N * K), ws = alloc(i, N * K / 8), xq = alloc(i, M * K), xs = alloc(i, M * K / 8);
   i.k.quantize_q8(wq, ws, w, N, K);

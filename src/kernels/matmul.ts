@@ -5,9 +5,9 @@
 // instance's scratch and reused for every row of x.
 import { reduce4, hsum, h2f, h2f1, loadF16x4, loadBf16x4, scratchPtr, scratchBytes } from './simd';
 
-const F32: i32 = 0;
-const F16: i32 = 1;
-const BF16: i32 = 2;
+export const F32: i32 = 0;
+export const F16: i32 = 1;
+export const BF16: i32 = 2;
 
 /** Bytes per tile of weights kept hot in L2 while x rows stream past. */
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -20,7 +20,7 @@ const BLOCK_BYTES: i32 = 192 * 1024;
 }
 
 // @ts-ignore: decorator
-@inline function loadW4(kind: i32, p: usize): v128 {
+@inline export function loadW4(kind: i32, p: usize): v128 {
   if (kind == F16) return loadF16x4(p);
   if (kind == BF16) return loadBf16x4(p);
   return v128.load(p);
@@ -34,12 +34,12 @@ const BLOCK_BYTES: i32 = 192 * 1024;
  * sum (F16_X_SCALE, F16_SUM_SCALE), one multiply fewer per 4 weights.
  */
 // @ts-ignore: decorator
-@inline function f16Even(v: v128): v128 {
+@inline export function f16Even(v: v128): v128 {
   return v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffffff));
 }
 
 // @ts-ignore: decorator
-@inline function f16Odd(v: v128): v128 {
+@inline export function f16Odd(v: v128): v128 {
   return v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000));
 }
 
@@ -48,15 +48,15 @@ const BLOCK_BYTES: i32 = 192 * 1024;
  * products x·2^56 · w·2^-112 stay normal floats for |x·w| >= 2^-70. Scaling by powers of two is
  * exact, so the sums equal those of the unscaled products.
  */
-const F16_X_SCALE: f32 = reinterpret<f32>(0x5b800000);   // 2^56
-const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
+export const F16_X_SCALE: f32 = reinterpret<f32>(0x5b800000);   // 2^56
+export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
 
 /**
  * Writes x[0..K) to dst with each group of 8 reordered as its 4 even then its 4 odd elements,
  * each times `scale`.
  */
 // @ts-ignore: decorator
-@inline function deinterleave(dst: usize, x: usize, K: i32, scale: f32): void {
+@inline export function deinterleave(dst: usize, x: usize, K: i32, scale: f32): void {
   const sv = f32x4.splat(scale);
   for (let k = 0; k + 8 <= K; k += 8) {
     const o = <usize>k << 2;
@@ -84,7 +84,7 @@ const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
 
 /** One dot product of length K. */
 // @ts-ignore: decorator
-@inline function dot1(kind: i32, x: usize, w: usize, K: i32): f32 {
+@inline export function dot1(kind: i32, x: usize, w: usize, K: i32): f32 {
   const sh: usize = kind == F32 ? 2 : 1;
   let a = f32x4.splat(0);
   let k = 0;
@@ -95,12 +95,12 @@ const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
 }
 
 // @ts-ignore: decorator
-@inline function store4(out: usize, r: v128, bias: usize): void {
+@inline export function store4(out: usize, r: v128, bias: usize): void {
   v128.store(out, bias ? f32x4.add(r, v128.load(bias)) : r);
 }
 
 // @ts-ignore: decorator
-@inline function store1(out: usize, r: f32, bias: usize): void {
+@inline export function store1(out: usize, r: f32, bias: usize): void {
   store<f32>(out, bias ? r + load<f32>(bias) : r);
 }
 
@@ -214,7 +214,7 @@ const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
  * out[m, n] for m in [0, M), n in [n0, n1), with f32 weight row n at wrows + (n - n0)·K·4.
  * Weight rows go in blocks that stay in L2 while every pair of x rows (in L1) passes over them.
  */
-function gemmF32(out: usize, x: usize, wrows: usize, bias: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+export function gemmF32(out: usize, x: usize, wrows: usize, bias: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const ldw = <usize>K << 2;
   const ldo = <usize>N << 2;
   const nb = max<i32>(4, (BLOCK_BYTES / (K * 4)) & ~3);

@@ -126,10 +126,13 @@ export class WeightLoader {
   linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
     if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
     let lin = this.matrix(parts, K, rowsOf, this.target);
-    // Whole f32 linears go to 4-row groups for the GEMV. Never low-rank factors (the FlashSVD
-    // kernels read rows; they come through matrix()) nor a tied head (the embedding gather reads rows).
+    // Whole f32 linears go to 4-row groups for the GEMV, f16/bf16 ones to the h4 twin of that layout.
+    // Never low-rank factors (the FlashSVD kernels read rows; they come through matrix()) nor a tied
+    // head (the embedding gather reads rows).
     if (lin.kind === 'dense' && lin.dtype === 'f32' && this.rt.k.pack_f32r4(lin.w, lin.N, lin.K) === 1) {
       lin = { kind: 'f32r4', w: lin.w, bias: 0, N: lin.N, K: lin.K };
+    } else if (lin.kind === 'dense' && lin.dtype !== 'f32' && this.rt.k.pack_h4(lin.w, lin.N, lin.K) === 1) {
+      lin = { kind: 'h4', dtype: lin.dtype, w: lin.w, bias: 0, N: lin.N, K: lin.K };
     }
     if (biases) lin.bias = this.biases(parts, biases, rowsOf);
     return lin;

@@ -1,7 +1,7 @@
 // The h4 layout (src/kernels/matmul_h4.ts): f16/bf16 rows packed 4 at a time into 64-byte blocks of
 // 8 columns. Layout checked against its definition; matmul_f16h4/bf16h4 against a float64 reference
 // from the half values, |got - ref| <= 1e-5 · (Σ|terms| + |ref|), decode and prefill, 1 and 2 threads,
-// with and without rows past the last group of 4.
+// with and without rows past the last group of 4; embed_packed against the unpacked gathers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
@@ -79,3 +79,19 @@ for (const kind of ['f16', 'bf16'] as const) {
     }
   });
 }
+
+test('embed_packed gathers rows of an r4/h4-packed table (a tied head) exactly as embed_* gathers them unpacked', () => {
+  const rt = rts[0];
+  for (const kind of [0, 1, 2]) for (const [N, K] of [[7, 8], [13, 64], [9, 904]]) {
+    const mark = rt.mark();
+    const w = kind === 0 ? Float32Array.from({ length: N * K }, nz) : randHalves(N * K, kind === 1 ? 'f16' : 'bf16');
+    const ids = Int32Array.from([0, N - 1, 3, 4, N - 2, 1, 0]);
+    const wp = put(rt, w), ip = rt.alloc(ids.byteLength), want = rt.alloc(ids.length * K * 4), got = rt.alloc(ids.length * K * 4);
+    rt.i32(ip, ids.length).set(ids);
+    (kind === 0 ? rt.k.embed_f32 : kind === 1 ? rt.k.embed_f16 : rt.k.embed_bf16)(want, wp, ip, ids.length, K);
+    assert.equal(kind === 0 ? rt.k.pack_f32r4(wp, N, K) : rt.k.pack_h4(wp, N, K), 1);
+    rt.k.embed_packed(got, wp, ip, ids.length, K, N, kind);
+    assert.deepEqual(rt.f32(got, ids.length * K), rt.f32(want, ids.length * K), `kind ${kind} ${N}x${K}`);
+    rt.release(mark);
+  }
+});

@@ -11,7 +11,7 @@ export { rmsnorm, layernorm } from './norm';
 export { rope } from './rope';
 export { attention } from './attention';
 export { swiglu, gelu, gelu_tanh, add } from './act';
-export { embed_f32, embed_f16, embed_bf16 } from './embed';
+export { embed_f32, embed_f16, embed_bf16, embed_packed } from './embed';
 export { cross_entropy } from './loss';
 export { clamp } from './clamp';
 export { lowrank_ffn, lowrank_attention } from './lowrank';

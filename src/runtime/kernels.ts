@@ -25,6 +25,8 @@ export interface Kernels {
   embed_f32(out: P, table: P, ids: P, M: number, K: number): void;
   embed_f16(out: P, table: P, ids: P, M: number, K: number): void;
   embed_bf16(out: P, table: P, ids: P, M: number, K: number): void;
+  /** Gather from a table packed for the GEMV (tied head): kind 0 f32 r4, 1 f16 h4, 2 bf16 h4; N = rows. */
+  embed_packed(out: P, table: P, ids: P, M: number, K: number, N: number, kind: number): void;
   cross_entropy(nll: P, logits: P, targets: P, M: number, N: number): void;
   lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
   lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;

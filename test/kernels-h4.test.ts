@@ -88,7 +88,9 @@ test('embed_packed gathers rows of an r4/h4-packed table (a tied head) exactly a
     const ids = Int32Array.from([0, N - 1, 3, 4, N - 2, 1, 0]);
     const wp = put(rt, w), ip = rt.alloc(ids.byteLength), want = rt.alloc(ids.length * K * 4), got = rt.alloc(ids.length * K * 4);
     rt.i32(ip, ids.length).set(ids);
-    (kind === 0 ? rt.k.embed_f32 : kind === 1 ? rt.k.embed_f16 : rt.k.embed_bf16)(want, wp, ip, ids.length, K);
+    if (kind === 0) rt.k.embed_f32(want, wp, ip, ids.length, K);
+    else if (kind === 1) rt.k.embed_f16(want, wp, ip, ids.length, K);
+    else rt.k.embed_bf16(want, wp, ip, ids.length, K);
     assert.equal(kind === 0 ? rt.k.pack_f32r4(wp, N, K) : rt.k.pack_h4(wp, N, K), 1);
     rt.k.embed_packed(got, wp, ip, ids.length, K, N, kind);
     assert.deepEqual(rt.f32(got, ids.length * K), rt.f32(want, ids.length * K), `kind ${kind} ${N}x${K}`);

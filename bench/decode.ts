@@ -2,14 +2,18 @@
  * bench:decode — prompt (prefill) and decode tok/s of streamlm against llama.cpp (node-llama-cpp
  * 3.21.1) on the same random weights of a real model shape, same threads, same precision.
  *
- *   npm run bench:decode -- [--json] [--shape qwen2.5-0.5b[,tinyllama-1.1b]|all] [--threads 2]
- *                           [--dtypes f32,f16,q8_0] [--prompt 128] [--gen 128] [--reps 3]
+ *   npm run bench:decode -- [--json] [--shape qwen2.5-0.5b[,tinyllama-1.1b,novels-8m]|all] [--threads 2]
+ *                           [--dtypes f32,f16,q8_0,q4_0,q4_K] [--prompt 128] [--gen 128] [--reps 3]
  *                           [--no-llamacpp | --no-ours] [--clean]
  *
  * Per shape it makes the random checkpoint under .bench/ when missing (bench/make-random-model.ts:
- * an f32 one for f32, an f16 one for f16 and q8_0), exports it to GGUF (src/export/gguf.ts), then for
+ * an f32 one for f32, an f16 one for the other dtypes), exports it to GGUF (src/export/gguf.ts), then for
  * each dtype runs llama.cpp and ours, each in its own child process, `--reps` times alternately
  * (which side goes first alternates too), keeping each side's median. llama.cpp runs with UV_THREADPOOL_SIZE=1 (see bench/llamacpp/run.ts).
+ * Ours loads the HF directory for f32, f16 and q8_0 (q8_0 quantized at load) and the same GGUF file
+ * as llama.cpp for the block types (q4_0, q4_K, ...). `novels-8m` is the shipped model
+ * (models/novels-8m, bf16, tied embeddings) rather than random weights: there per-token overhead,
+ * not bandwidth, decides; its f16 row runs our bf16 kernel against llama.cpp's f16.
  * Both sides: an untimed warm-up (the prompt + 8 steps), then the prompt in one batch, then `--gen`
  * single-token steps, each feeding back the greedy token. Token ids are fed directly.
  *
@@ -22,14 +26,15 @@
  *  "decode_ratio","prefill_ratio","roofline_decode_tok_s", ...extra fields}.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statfsSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { StreamlmError } from '../src/errors.js';
-import { exportGguf, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, type GgufDtype } from '../src/export/gguf.js';
+import { exportGguf, GGUF_TYPES, Q8_0_BLOCK, Q8_0_BLOCK_BYTES, type GgufDtype } from '../src/export/gguf.js';
+import { readGgufHeader } from '../src/runtime/gguf.js';
 import { measureBandwidth } from './bandwidth.js';
-import { checkpointBytes, isShape, makeRandomModel, SHAPES, tensorList, type Shape, type SourceDtype } from './make-random-model.js';
+import { checkpointBytes, isShape, makeRandomModel, SHAPES, tensorList, type Shape, type ShapeSpec, type SourceDtype } from './make-random-model.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH_DIR = join(ROOT, '.bench');
@@ -38,6 +43,22 @@ const INSTALL_HINT = 'npm --prefix bench/llamacpp install';
 /** wasm32 memory ceiling, less room for the KV cache and activations. */
 const WASM_WEIGHT_LIMIT = 4 * 2 ** 30 - 256 * 2 ** 20;
 const WARMUP_STEPS = 8;
+/** The shipped model timed by `--shape novels-8m` (plain Llama: llama.cpp runs it as is). */
+const SHIPPED_DIR = join(ROOT, 'models/novels-8m');
+type BenchShape = Shape | 'novels-8m';
+const BENCH_SHAPES: BenchShape[] = [...Object.keys(SHAPES) as Shape[], 'novels-8m'];
+const RAW_DTYPES: readonly GgufDtype[] = ['f32', 'f16', 'q8_0'];
+
+/** The dims of a shape; novels-8m's come from its config.json. */
+function specOf(shape: BenchShape): ShapeSpec {
+  if (shape !== 'novels-8m') return SHAPES[shape];
+  const c = JSON.parse(readFileSync(join(SHIPPED_DIR, 'config.json'), 'utf8')) as Record<string, number | boolean>;
+  return {
+    hidden: c.hidden_size as number, layers: c.num_hidden_layers as number, heads: c.num_attention_heads as number,
+    kvHeads: c.num_key_value_heads as number, ffn: c.intermediate_size as number, vocab: c.vocab_size as number,
+    tied: c.tie_word_embeddings === true, ropeTheta: 1e4, rmsEps: c.rms_norm_eps as number, ctx: c.max_position_embeddings as number,
+  };
+}
 
 interface Speeds { prefill_tok_s: number; decode_tok_s: number }
 
@@ -55,7 +76,7 @@ interface ChildJob {
 
 interface Options {
   json: boolean;
-  shapes: Shape[];
+  shapes: BenchShape[];
   threads: number;
   dtypes: GgufDtype[];
   prompt: number;
@@ -67,7 +88,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { json: false, shapes: ['qwen2.5-0.5b'], threads: 2, dtypes: ['f32', 'f16', 'q8_0'], prompt: 128, gen: 128, reps: 3, llamacpp: true, ours: true, clean: false };
+  const o: Options = { json: false, shapes: ['qwen2.5-0.5b'], threads: 2, dtypes: ['f32', 'f16', 'q8_0', 'q4_0', 'q4_K'], prompt: 128, gen: 128, reps: 3, llamacpp: true, ours: true, clean: false };
   const int = (flag: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new StreamlmError(`must be an integer >= ${min}, got '${v ?? ''}'`, { field: flag });
@@ -87,17 +108,18 @@ function parseArgs(argv: string[]): Options {
       case '--reps': o.reps = int(a, next(), 1); break;
       case '--shape': {
         const v = next() ?? '';
-        const list = v === 'all' ? Object.keys(SHAPES) : v.split(',');
+        const list = v === 'all' ? BENCH_SHAPES : v.split(',');
         o.shapes = list.map((s) => {
-          if (!isShape(s)) throw new StreamlmError(`unknown shape '${s}' (${Object.keys(SHAPES).join(', ')}, all)`, { field: '--shape' });
+          if (!isShape(s) && s !== 'novels-8m') throw new StreamlmError(`unknown shape '${s}' (${BENCH_SHAPES.join(', ')}, all)`, { field: '--shape' });
           return s;
         });
         break;
       }
       case '--dtypes': {
         o.dtypes = (next() ?? '').split(',').map((d) => {
-          if (d !== 'f32' && d !== 'f16' && d !== 'q8_0') throw new StreamlmError(`unknown dtype '${d}' (f32, f16, q8_0)`, { field: '--dtypes' });
-          return d;
+          const t = GGUF_TYPES.find((g) => g === d);
+          if (!t) throw new StreamlmError(`unknown dtype '${d}' (${GGUF_TYPES.join(', ')})`, { field: '--dtypes' });
+          return t;
         });
         break;
       }
@@ -108,8 +130,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 /** Bytes of weights one decode step reads at `dtype`: every 2-D weight but the embedding table, plus norms. */
-export function weightBytesPerToken(shape: Shape, dtype: GgufDtype): number {
-  const spec = SHAPES[shape];
+export function weightBytesPerToken(spec: ShapeSpec, dtype: GgufDtype): number {
   const perElem = dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : Q8_0_BLOCK_BYTES / Q8_0_BLOCK;
   let bytes = 0;
   for (const t of tensorList(spec)) {
@@ -118,6 +139,13 @@ export function weightBytesPerToken(shape: Shape, dtype: GgufDtype): number {
     else if (t.name !== 'model.embed_tokens.weight' || spec.tied) bytes += n * perElem; // tied: the table is the head
   }
   return bytes;
+}
+
+/** Weight bytes one decode step reads from a GGUF file: every tensor but the embedding table, unless it is also the head. */
+function ggufBytesPerToken(file: string): number {
+  const h = readGgufHeader(file);
+  const tied = !h.tensors.some((t) => t.name === 'output.weight');
+  return h.tensors.reduce((a, t) => a + (t.name === 'token_embd.weight' && !tied ? 0 : t.byteLength), 0);
 }
 
 /** Prompt ids: a fixed pseudo-random sequence that avoids the special ids 0-2. */
@@ -143,7 +171,9 @@ function nextId(logits: Float32Array, vocab: number): number {
 async function runOurs(job: ChildJob): Promise<Speeds & { load_s: number }> {
   const { loadModel } = await import('../src/index.js');
   const t0 = performance.now();
-  const model = await loadModel(job.model, { threads: job.threads, dtype: job.dtype === 'q8_0' ? 'q8_0' : 'auto' });
+  // f32 converts a bf16/f16 directory (the shipped model) to f32; f16 keeps the checkpoint's half type.
+  const dtype = job.dtype === 'q8_0' ? 'q8_0' : job.dtype === 'f32' ? 'f32' : 'auto';
+  const model = await loadModel(job.model, { threads: job.threads, dtype });
   const loadS = (performance.now() - t0) / 1000;
   const n = job.prompt.length;
   const run = (steps: number): { prefillS: number; decodeS: number } => {
@@ -199,14 +229,22 @@ function sourceDir(shape: Shape, src: SourceDtype, log: (s: string) => void): st
   return dir;
 }
 
-function ggufFile(dir: string, dtype: GgufDtype, bytes: number, log: (s: string) => void): string {
-  const file = join(dir, `model-${dtype}.gguf`);
+function ggufFile(outDir: string, dir: string, dtype: GgufDtype, bytes: number, log: (s: string) => void): string {
+  const file = join(outDir, `model-${dtype}.gguf`);
   if (!existsSync(file)) {
     ensureFreeDisk(bytes, file);
     log(`exporting ${file}`);
     exportGguf(dir, file, { dtype });
   }
   return file;
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch { /* not Linux */ }
+  return cpus()[0]?.model ?? 'unknown CPU';
 }
 
 // --- main ---
@@ -221,6 +259,7 @@ async function main(argv: string[]): Promise<void> {
     throw new StreamlmError(`the llama.cpp side needs node-llama-cpp, which is not installed in bench/llamacpp. Install it with:\n  ${INSTALL_HINT}\n(or pass --no-llamacpp to time streamlm alone)`);
   }
   const load1 = loadavg()[0];
+  log(`CPU ${cpuModel()}, ${cpus().length} logical cores, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (load1 > 0.5) {
     log(`warning: load average is ${load1.toFixed(2)}: other processes skew these timings, and llama.cpp (whose threads`);
     log('spin at barriers) loses far more to a busy CPU than ours does, so ratios come out too high. Time on an idle machine.');
@@ -248,25 +287,33 @@ async function main(argv: string[]): Promise<void> {
     decode_tok_s: median(runs.map((r) => r.decode_tok_s)),
     load_s: median(runs.map((r) => r.load_s)),
   });
-  const results: { shape: Shape; dtype: GgufDtype; wbytes: number; ours: Timed | null; llama: Timed | null }[] = [];
+  const results: { shape: BenchShape; dtype: GgufDtype; wbytes: number; ours: Timed | null; llama: Timed | null }[] = [];
   const skipped: string[] = [];
   const made = new Set<string>();
   for (const shape of opts.shapes) {
-    const spec = SHAPES[shape];
+    const spec = specOf(shape);
     const prompt = promptIds(opts.prompt, spec.vocab);
+    if (shape === 'novels-8m' && opts.prompt + opts.gen + WARMUP_STEPS >= spec.ctx) {
+      throw new StreamlmError(`novels-8m holds ${spec.ctx} positions: --prompt + --gen must stay below ${spec.ctx - WARMUP_STEPS}`, { field: '--gen' });
+    }
     for (const dtype of opts.dtypes) {
-      const wbytes = weightBytesPerToken(shape, dtype);
+      const raw = RAW_DTYPES.includes(dtype);
       const srcType: SourceDtype = dtype === 'f32' ? 'f32' : 'f16';
-      if (checkpointBytes(spec, srcType) > WASM_WEIGHT_LIMIT) {
+      if (shape !== 'novels-8m' && checkpointBytes(spec, srcType) > WASM_WEIGHT_LIMIT) {
         const note = `${shape} ${dtype} skipped: its weights (${(checkpointBytes(spec, srcType) / 1e9).toFixed(1)} GB) do not fit wasm32's 4 GiB memory`;
         log(note);
         skipped.push(note);
         continue;
       }
       await remeasure();
-      const dir = sourceDir(shape, srcType, log);
-      made.add(dir);
-      const gguf = opts.llamacpp ? ggufFile(dir, dtype, wbytes + spec.vocab * spec.hidden * 4, log) : '';
+      const dir = shape === 'novels-8m' ? SHIPPED_DIR : sourceDir(shape, srcType, log);
+      // The shipped model's GGUF exports go under .bench/, not into models/.
+      const ggufDir = shape === 'novels-8m' ? join(BENCH_DIR, 'novels-8m') : dir;
+      mkdirSync(ggufDir, { recursive: true });
+      if (shape !== 'novels-8m') made.add(dir);
+      const estimate = weightBytesPerToken(spec, raw ? dtype : 'q8_0') + spec.vocab * spec.hidden * 4;
+      const gguf = opts.llamacpp || !raw ? ggufFile(ggufDir, dir, dtype, estimate, log) : '';
+      const wbytes = raw ? weightBytesPerToken(spec, dtype) : ggufBytesPerToken(gguf);
       const job = { dtype, threads: opts.threads, prompt, gen: opts.gen, vocab: spec.vocab, warmupSteps: WARMUP_STEPS };
       const oursRuns: Timed[] = [];
       const llamaRuns: Timed[] = [];
@@ -280,7 +327,7 @@ async function main(argv: string[]): Promise<void> {
             llamaRuns.push(l);
           }
           if (side === 'ours' && opts.ours) {
-            const o = spawnChild('ours', { ...job, model: dir });
+            const o = spawnChild('ours', { ...job, model: raw ? dir : gguf });
             log(`  ${shape} ${dtype} rep ${rep + 1} ours:      prefill ${o.prefill_tok_s.toFixed(1)} tok/s, decode ${o.decode_tok_s.toFixed(2)} tok/s (load ${loadavg()[0].toFixed(2)})`);
             oursRuns.push(o);
           }
@@ -298,6 +345,7 @@ async function main(argv: string[]): Promise<void> {
     const line = {
       shape,
       dtype,
+      ours_source: shape === 'novels-8m' && dtype === 'f16' ? 'bf16 directory' : RAW_DTYPES.includes(dtype) ? 'HF directory' : 'same GGUF file',
       threads: opts.threads,
       ours: ours ? { prefill_tok_s: r2(ours.prefill_tok_s), decode_tok_s: r2(ours.decode_tok_s) } : null,
       llamacpp: llama ? { prefill_tok_s: r2(llama.prefill_tok_s), decode_tok_s: r2(llama.decode_tok_s) } : null,
@@ -311,6 +359,9 @@ async function main(argv: string[]): Promise<void> {
       gen_tokens: opts.gen,
       reps: opts.reps,
       load_avg_1m: r2(load1),
+      load_avg_end_1m: r2(loadavg()[0]),
+      cpu: cpuModel(),
+      node: process.version,
     };
     if (opts.json) process.stdout.write(JSON.stringify(line) + '\n');
     const gbs = (tok: number | undefined): number | undefined => (tok === undefined ? undefined : (tok * wbytes) / 1e9);

@@ -3,7 +3,7 @@
  * checkouts of the forward pass on a shared machine: with one thread, other processes stretch the
  * wall time far more than the CPU time this process spends.
  *
- *   node --import tsx bench/step-cpu.ts [--model models/novels-8m-sink] [--steps 1500] [--cache sink:4+1020]
+ *   node --import tsx bench/step-cpu.ts [--model models/novels-8m-sink] [--steps 1500] [--cache sink:4+1020] [--dtype auto|f32|q8_0]
  *
  * Output: one JSON line on stdout and a one-line summary on stderr.
  */
@@ -17,7 +17,8 @@ function arg(name: string, dflt: string): string {
 const dir = arg('model', 'models/novels-8m-sink');
 const steps = Number(arg('steps', '1500'));
 const cache = arg('cache', 'sink:4+1020');
-const m = await loadModel(dir, { threads: 1 });
+const dtype = arg('dtype', 'auto') as 'auto' | 'f32' | 'q8_0';
+const m = await loadModel(dir, { threads: 1, dtype });
 const s = m.session({ cache });
 let logits = s.prefill([1, 2, 3, 4, 5, 6, 7, 8]);
 const run = (n: number): void => {

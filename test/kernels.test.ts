@@ -137,6 +137,19 @@ test('matmul_f32r4 on packed weights matches the reference, and matmul_f32 bit f
   }
 });
 
+test('matmul_f16 decode (powers of two folded into x and the sums) stays within tolerance for |x| from 2^-60 to 2^40', () => {
+  const rt = rts[0];
+  for (const scale of [2 ** -60, 2 ** -20, 2 ** 20, 2 ** 40]) for (const [K, N] of [[100, 9], [4096, 5]]) {
+    const mark = rt.mark();
+    const x = randF32(K, scale), h = randF16(N * K);
+    const xp = put(rt, x), wp = put(rt, h), op = rt.alloc(N * 4);
+    rt.run('matmul_f16', [op, xp, wp, 0, 1, K, N]);
+    const { y, mag } = matmulRef(x, Array.from(h, f16ToF32), null, 1, K, N);
+    close(rt.f32(op, N), y, mag, `matmul_f16 1x${K}x${N} |x| ~ ${scale}`);
+    rt.release(mark);
+  }
+});
+
 // ---------------------------------------------------------------- Q8_0
 
 function roundEven(v: number): number {

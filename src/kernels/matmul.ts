@@ -5,9 +5,9 @@
 // instance's scratch and reused for every row of x.
 import { reduce4, hsum, h2f, h2f1, loadF16x4, loadBf16x4, scratchPtr, scratchBytes } from './simd';
 
-const F32: i32 = 0;
-const F16: i32 = 1;
-const BF16: i32 = 2;
+export const F32: i32 = 0;
+export const F16: i32 = 1;
+export const BF16: i32 = 2;
 
 /** Bytes per tile of weights kept hot in L2 while x rows stream past. */
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -20,7 +20,7 @@ const BLOCK_BYTES: i32 = 192 * 1024;
 }
 
 // @ts-ignore: decorator
-@inline function loadW4(kind: i32, p: usize): v128 {
+@inline export function loadW4(kind: i32, p: usize): v128 {
   if (kind == F16) return loadF16x4(p);
   if (kind == BF16) return loadBf16x4(p);
   return v128.load(p);
@@ -29,26 +29,40 @@ const BLOCK_BYTES: i32 = 192 * 1024;
 /**
  * Eight halves loaded as four i32 lanes hold (odd << 16 | even). Even halves: shift up, then
  * arithmetic-shift down by 3 to sign-extend into the f32 layout (see h2f); odd halves: shift
- * down by 3 and mask off the even half's bits.
+ * down by 3 and mask off the even half's bits. Both give the f32 of the half times 2^-112; h2f
+ * multiplies by 2^112 per value, the decode GEMV instead folds that power of two into x and the
+ * sum (F16_X_SCALE, F16_SUM_SCALE), one multiply fewer per 4 weights.
  */
 // @ts-ignore: decorator
-@inline function f16Even(v: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffffff)), f32x4.splat(reinterpret<f32>(0x77800000)));
+@inline export function f16Even(v: v128): v128 {
+  return v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffffff));
 }
 
 // @ts-ignore: decorator
-@inline function f16Odd(v: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000)));
+@inline export function f16Odd(v: v128): v128 {
+  return v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000));
 }
 
-/** Writes x[0..K) to dst with each group of 8 reordered as its 4 even then its 4 odd elements. */
+/**
+ * 2^112 split between x (2^56: no overflow below |x| = 2^71) and the finished sums (2^56), so the
+ * products x·2^56 · w·2^-112 stay normal floats for |x·w| >= 2^-70. Scaling by powers of two is
+ * exact, so the sums equal those of the unscaled products.
+ */
+export const F16_X_SCALE: f32 = reinterpret<f32>(0x5b800000);   // 2^56
+export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
+
+/**
+ * Writes x[0..K) to dst with each group of 8 reordered as its 4 even then its 4 odd elements,
+ * each times `scale`.
+ */
 // @ts-ignore: decorator
-@inline function deinterleave(dst: usize, x: usize, K: i32): void {
+@inline export function deinterleave(dst: usize, x: usize, K: i32, scale: f32): void {
+  const sv = f32x4.splat(scale);
   for (let k = 0; k + 8 <= K; k += 8) {
     const o = <usize>k << 2;
     const a = v128.load(x + o), b = v128.load(x + o, 16);
-    v128.store(dst + o, f32x4.shuffle(a, b, 0, 2, 4, 6));
-    v128.store(dst + o, f32x4.shuffle(a, b, 1, 3, 5, 7), 16);
+    v128.store(dst + o, f32x4.mul(f32x4.shuffle(a, b, 0, 2, 4, 6), sv));
+    v128.store(dst + o, f32x4.mul(f32x4.shuffle(a, b, 1, 3, 5, 7), sv), 16);
   }
 }
 
@@ -70,7 +84,7 @@ const BLOCK_BYTES: i32 = 192 * 1024;
 
 /** One dot product of length K. */
 // @ts-ignore: decorator
-@inline function dot1(kind: i32, x: usize, w: usize, K: i32): f32 {
+@inline export function dot1(kind: i32, x: usize, w: usize, K: i32): f32 {
   const sh: usize = kind == F32 ? 2 : 1;
   let a = f32x4.splat(0);
   let k = 0;
@@ -81,12 +95,12 @@ const BLOCK_BYTES: i32 = 192 * 1024;
 }
 
 // @ts-ignore: decorator
-@inline function store4(out: usize, r: v128, bias: usize): void {
+@inline export function store4(out: usize, r: v128, bias: usize): void {
   v128.store(out, bias ? f32x4.add(r, v128.load(bias)) : r);
 }
 
 // @ts-ignore: decorator
-@inline function store1(out: usize, r: f32, bias: usize): void {
+@inline export function store1(out: usize, r: f32, bias: usize): void {
   store<f32>(out, bias ? r + load<f32>(bias) : r);
 }
 
@@ -143,6 +157,13 @@ const BLOCK_BYTES: i32 = 192 * 1024;
       b3 = f32x4.add(b3, f32x4.mul(x1, v128.and(v, i32x4.splat(0xffff0000))));
     }
   }
+  if (kind == F16) {
+    // The main loop's sums are 2^-112 · 2^56 of the true ones (see F16_X_SCALE).
+    const up = f32x4.splat(F16_SUM_SCALE);
+    a0 = f32x4.mul(f32x4.add(a0, b0), up); a1 = f32x4.mul(f32x4.add(a1, b1), up);
+    a2 = f32x4.mul(f32x4.add(a2, b2), up); a3 = f32x4.mul(f32x4.add(a3, b3), up);
+    b0 = f32x4.splat(0); b1 = b0; b2 = b0; b3 = b0;
+  }
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load(x + (<usize>k << 2));
     const wo = <usize>k << sh;
@@ -193,7 +214,7 @@ const BLOCK_BYTES: i32 = 192 * 1024;
  * out[m, n] for m in [0, M), n in [n0, n1), with f32 weight row n at wrows + (n - n0)·K·4.
  * Weight rows go in blocks that stay in L2 while every pair of x rows (in L1) passes over them.
  */
-function gemmF32(out: usize, x: usize, wrows: usize, bias: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+export function gemmF32(out: usize, x: usize, wrows: usize, bias: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   const ldw = <usize>K << 2;
   const ldo = <usize>N << 2;
   const nb = max<i32>(4, (BLOCK_BYTES / (K * 4)) & ~3);
@@ -230,7 +251,7 @@ function gemmF32(out: usize, x: usize, wrows: usize, bias: usize, M: i32, K: i32
     if (scratchBytes < (<usize>K << 2)) n4 = n0;
     else {
       xd = scratchPtr;
-      deinterleave(xd, xr, K);
+      deinterleave(xd, xr, K, kind == F16 ? F16_X_SCALE : 1);
     }
   }
   for (; n + 4 <= n4; n += 4) {

@@ -41,12 +41,16 @@ export interface LowRankLinear extends LinearBase {
  */
 export interface R4Linear extends LinearBase { kind: 'f32r4'; w: number }
 
-export type Linear = DenseLinear | R4Linear | Q8Linear | BlockLinear | LowRankLinear;
+/** f16/bf16 weights repacked at load the same way, 8 columns per 16-byte row piece (src/kernels/matmul_h4.ts). */
+export interface H4Linear extends LinearBase { kind: 'h4'; dtype: 'f16' | 'bf16'; w: number }
+
+export type Linear = DenseLinear | R4Linear | H4Linear | Q8Linear | BlockLinear | LowRankLinear;
 
 /** Scratch a linear may use for quantized activations: int8 (M·K) and f32 scales (M·K/32 + 1). */
 export interface LinearScratch { xq: number; xs: number }
 
 const MATMUL = { f32: 'matmul_f32', f16: 'matmul_f16', bf16: 'matmul_bf16' } as const;
+const MATMUL_H4 = { f16: 'matmul_f16h4', bf16: 'matmul_bf16h4' } as const;
 
 type Runner<L extends Linear> = (rt: Runtime, out: number, x: number, lin: L, M: number, s: LinearScratch, self: LinearFn) => void;
 /** How a linear is run; the transformer passes its own (observable) method as `self` for the parts of a low-rank linear. */
@@ -55,6 +59,7 @@ export type LinearFn = (out: number, x: number, lin: Linear, M: number, xq: numb
 const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } = {
   dense: (rt, out, x, lin, M) => rt.run(MATMUL[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
   f32r4: (rt, out, x, lin, M) => rt.run('matmul_f32r4', [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  h4: (rt, out, x, lin, M) => rt.run(MATMUL_H4[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
   q8_0: (rt, out, x, lin, M, s) => {
     rt.k.quantize_q8(s.xq, s.xs, x, M, lin.K);
     rt.run('matmul_q8', [out, s.xq, s.xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);

@@ -27,6 +27,7 @@ export interface ForwardOptions {
 export type BlockPath = 'dense' | 'streaming' | 'auto';
 
 const EMBED = { f32: 'embed_f32', f16: 'embed_f16', bf16: 'embed_bf16' } as const;
+const EMBED_KIND = { f32: 0, f16: 1, bf16: 2 } as const;
 
 /** The decoder-only forward pass shared by every family: embed, N blocks, norm, LM head. */
 export class Transformer {
@@ -80,7 +81,8 @@ export class Transformer {
     };
     rt.i32(pass.qPos, M).set(kv.qPos);
     const logits = rt.alloc(outRows * V * 4);
-    rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
+    if (w.embed.packed) rt.k.embed_packed(pass.x, w.embed.table, ids, M, H, w.embed.rows, EMBED_KIND[w.embed.dtype]);
+    else rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
 
     let dense: DenseBuffers | null = null;
     for (let l = 0; l < w.layers.length; l++) {

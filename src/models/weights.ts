@@ -45,7 +45,11 @@ export interface ModelWeights {
 
 
 /** An embedding table kept in the checkpoint's dtype, gathered row by row to f32. */
-export interface Embedding { dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number }
+export interface Embedding {
+  dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number;
+  /** Packed in place for the tied head's GEMV (r4 for f32, h4 for f16/bf16); gathered by embed_packed. */
+  packed?: boolean;
+}
 
 /** Rows taken from one checkpoint tensor, optionally reordered (fused QKV layouts differ per family). */
 export interface RowSource { name: string; rowMap?: Int32Array }
@@ -126,10 +130,13 @@ export class WeightLoader {
   linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
     if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
     let lin = this.matrix(parts, K, rowsOf, this.target);
-    // Whole f32 linears go to 4-row groups for the GEMV. Never low-rank factors (the FlashSVD
-    // kernels read rows; they come through matrix()) nor a tied head (the embedding gather reads rows).
+    // Whole f32 linears go to 4-row groups for the GEMV, f16/bf16 ones to the h4 twin of that layout.
+    // Never low-rank factors (the FlashSVD kernels read rows; they come through matrix()) nor a tied
+    // head (the embedding gather reads rows).
     if (lin.kind === 'dense' && lin.dtype === 'f32' && this.rt.k.pack_f32r4(lin.w, lin.N, lin.K) === 1) {
       lin = { kind: 'f32r4', w: lin.w, bias: 0, N: lin.N, K: lin.K };
+    } else if (lin.kind === 'dense' && lin.dtype !== 'f32' && this.rt.k.pack_h4(lin.w, lin.N, lin.K) === 1) {
+      lin = { kind: 'h4', dtype: lin.dtype, w: lin.w, bias: 0, N: lin.N, K: lin.K };
     }
     if (biases) lin.bias = this.biases(parts, biases, rowsOf);
     return lin;
@@ -197,6 +204,12 @@ export class WeightLoader {
     // A tied head in another dtype than the table needs its own converted copy.
     if (this.target !== 'auto' && this.target !== embed.dtype) return this.linear([{ name: embedName }], H, null, [hp.vocabSize]);
     const head: DenseLinear = { kind: 'dense', dtype: embed.dtype, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
+    // The shared table is packed for the head's GEMV too; the embedding then gathers from the packed rows.
+    if (embed.rows !== hp.vocabSize) return head;
+    if (embed.dtype === 'f32' ? this.rt.k.pack_f32r4(embed.table, embed.rows, H) === 1 : this.rt.k.pack_h4(embed.table, embed.rows, H) === 1) {
+      embed.packed = true;
+      return embed.dtype === 'f32' ? { kind: 'f32r4', w: embed.table, bias: 0, N: embed.rows, K: H } : { kind: 'h4', dtype: embed.dtype, w: embed.table, bias: 0, N: embed.rows, K: H };
+    }
     return head;
   }
 

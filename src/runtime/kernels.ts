@@ -25,6 +25,8 @@ export interface Kernels {
   embed_f32(out: P, table: P, ids: P, M: number, K: number): void;
   embed_f16(out: P, table: P, ids: P, M: number, K: number): void;
   embed_bf16(out: P, table: P, ids: P, M: number, K: number): void;
+  /** Gather from a table packed for the GEMV (tied head): kind 0 f32 r4, 1 f16 h4, 2 bf16 h4; N = rows. */
+  embed_packed(out: P, table: P, ids: P, M: number, K: number, N: number, kind: number): void;
   cross_entropy(nll: P, logits: P, targets: P, M: number, N: number): void;
   lowrank_ffn(qd: P, p: P, bg: P, bu: P, ad: P, cfg: P, M: number, tid: number, nth: number): void;
   lowrank_attention(out: P, p: P, bq: P, k: P, v: P, cfg: P, M: number, tid: number, nth: number): void;
@@ -32,6 +34,10 @@ export interface Kernels {
   /** In place, row-major → r4 layout (src/kernels/matmul_r4.ts); 1 if packed, 0 if left row-major. */
   pack_f32r4(w: P, N: number, K: number): number;
   matmul_f32r4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  /** In place, row-major f16/bf16 → h4 layout (src/kernels/matmul_h4.ts); 1 if packed, 0 if left row-major. */
+  pack_h4(w: P, N: number, K: number): number;
+  matmul_f16h4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_bf16h4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   // GGML block formats (src/kernels/q32.ts, qk.ts; table in src/runtime/quant/kernels.ts).
   quantize_q8_K(xq: P, xs: P, x: P, M: number, K: number): void;
   /** Embedding gather from a block-type table (src/kernels/qdequant.ts); 0 if `type` is not a block type. */
@@ -68,6 +74,8 @@ export const PARALLEL_OPS = {
   matmul_q4_K: 8,
   matmul_q5_K: 8,
   matmul_q6_K: 8,
+  matmul_f16h4: 7,
+  matmul_bf16h4: 7,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -80,7 +88,8 @@ export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
  */
 export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
   switch (op) {
-    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': case 'matmul_f32r4': return a[4] * a[5] * a[6];
+    case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': case 'matmul_f32r4':
+    case 'matmul_f16h4': case 'matmul_bf16h4': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
     case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
     case 'pool_probe': return a[2];
@@ -95,7 +104,8 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
  * pool may run them as more chunks than threads (`tid` is then the chunk, `nth` the chunk count).
  * Other ops run as one chunk per thread, still taken by whichever thread comes first.
  */
-export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe', 'matmul_f32r4']);
+export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe', 'matmul_f32r4',
+  'matmul_f16h4', 'matmul_bf16h4']);
 
 type KernelFn = (...args: number[]) => void;
 

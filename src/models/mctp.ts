@@ -185,8 +185,7 @@ export class MctpHeads {
     const ids = rt.alloc(M * 4);
     rt.i32(ids, M).set(toks);
     const e = rt.alloc(M * H * 4), x = rt.alloc(M * H * 4), y = rt.alloc(M * H * 4), n = rt.alloc(M * H * 4);
-    const emb = net.w.embed;
-    k[EMBED[emb.dtype]](e, emb.table, ids, M, H);
+    net.embed(e, ids, M);
     k.rmsnorm(n, e, w.eNorm, M, H, eps);
     lin(x, n, w.fcE, M);
     lin(y, gIn, { ...w.fcH, bias: w.stepBias + stepIdx * H * 4 }, M);
@@ -259,14 +258,25 @@ function gatherF32(rt: Runtime, dtype: 'f32' | 'f16' | 'bf16', table: number, ro
   return out;
 }
 
+/** Rows `ids` of the tied embedding table, gathered to f32 by the backbone. */
+function gatherTied(rt: Runtime, net: Transformer, ids: Int32Array, dim: number): number {
+  const out = rt.alloc(ids.length * dim * 4);
+  const mark = rt.mark();
+  const p = rt.alloc(ids.length * 4);
+  rt.i32(p, ids.length).set(ids);
+  net.embed(out, p, ids.length);
+  rt.release(mark);
+  return out;
+}
+
 /** The backbone's output head restricted to the draft vocabulary, as an f32 linear (4-row packed when it can be). */
 function draftHead(rt: Runtime, net: Transformer, ids: Int32Array, file: string): Linear {
   const hp = net.hp, H = hp.hiddenSize, head = net.w.lmHead;
-  let src: { dtype: 'f32' | 'f16' | 'bf16'; table: number };
-  if (hp.tieWordEmbeddings) src = { dtype: net.w.embed.dtype, table: net.w.embed.table };
-  else if (head.kind === 'dense') src = { dtype: head.dtype, table: head.w };
+  let w: number;
+  // A tied head is the embedding table, gathered through the backbone's own (layout-aware) embedding.
+  if (hp.tieWordEmbeddings) w = gatherTied(rt, net, ids, H);
+  else if (head.kind === 'dense') w = gatherF32(rt, head.dtype, head.w, Array.from(ids), H);
   else throw new StreamlmError(`MCTP heads draw from the model's output head, which here is ${head.kind}; load the model with dtype auto or f32`, { file, field: 'mctp' });
-  const w = gatherF32(rt, src.dtype, src.table, Array.from(ids), H);
   if (rt.k.pack_f32r4(w, ids.length, H) === 1) return { kind: 'f32r4', w, bias: 0, N: ids.length, K: H };
   return { kind: 'dense', dtype: 'f32', w, bias: 0, N: ids.length, K: H };
 }

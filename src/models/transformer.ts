@@ -81,8 +81,7 @@ export class Transformer {
     };
     rt.i32(pass.qPos, M).set(kv.qPos);
     const logits = rt.alloc(outRows * V * 4);
-    if (w.embed.packed) rt.k.embed_packed(pass.x, w.embed.table, ids, M, H, w.embed.rows, EMBED_KIND[w.embed.dtype]);
-    else rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
+    this.embed(pass.x, ids, M);
 
     let dense: DenseBuffers | null = null;
     for (let l = 0; l < w.layers.length; l++) {
@@ -112,6 +111,13 @@ export class Transformer {
   }
 
   /** out (M, N) = x (M, K) · Wᵀ + b, on all threads, whatever the linear's kind. */
+  /** Gathers the embeddings of the M token ids at `ids` (i32) into `out` (M x hidden f32), whatever the table's layout. */
+  embed(out: number, ids: number, M: number): void {
+    const e = this.w.embed, H = this.hp.hiddenSize;
+    if (e.packed) this.rt.k.embed_packed(out, e.table, ids, M, H, e.rows, EMBED_KIND[e.dtype]);
+    else this.rt.k[EMBED[e.dtype]](out, e.table, ids, M, H);
+  }
+
   linear(out: number, x: number, lin: Linear, M: number, xq: number, xs: number): void {
     runLinear(this.rt, out, x, lin, M, { xq, xs }, (o, i, l, m, a, b) => this.linear(o, i, l, m, a, b));
   }

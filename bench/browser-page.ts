@@ -22,6 +22,11 @@ function ask<T>(job: unknown): Promise<T> {
 
 let wllama: WllamaLike | null = null;
 
+async function uaMemory(): Promise<number | null> {
+  const m = (performance as unknown as { measureUserAgentSpecificMemory?: () => Promise<{ bytes: number }> }).measureUserAgentSpecificMemory;
+  return m && globalThis.crossOriginIsolated ? (await m.call(performance)).bytes : null;
+}
+
 const api = {
   ours: ask,
   async wllamaLoad(threads: number, nCtx: number): Promise<string> {
@@ -45,9 +50,30 @@ const api = {
     const t = r.timings!;
     return { prefill_tok_s: t.prompt_per_second, decode_tok_s: t.predicted_per_second, prompt_n: t.prompt_n, predicted_n: t.predicted_n };
   },
-  async uaMemory(): Promise<number | null> {
-    const m = (performance as unknown as { measureUserAgentSpecificMemory?: () => Promise<{ bytes: number }> }).measureUserAgentSpecificMemory;
-    return m ? (await m.call(performance)).bytes : null;
+  uaMemory,
+  /**
+   * The worker's long-stream memory trace, with the page's whole memory
+   * (measureUserAgentSpecificMemory: a window API that needs cross-origin isolation) before, every
+   * `uaEveryMs` during, and after the run.
+   */
+  async memoryRun(job: object, uaEveryMs: number): Promise<object> {
+    const ua: (number | null)[] = [await uaMemory()];
+    let running = true;
+    const sampler = (async () => {
+      while (running) {
+        await new Promise((r) => setTimeout(r, uaEveryMs));
+        if (running) ua.push(await uaMemory());
+      }
+    })();
+    try {
+      const trace = await ask<object>(job);
+      running = false;
+      await sampler;
+      ua.push(await uaMemory());
+      return { ...trace, ua_bytes: ua };
+    } finally {
+      running = false;
+    }
   },
 };
 (window as unknown as { bench: typeof api }).bench = api;

@@ -29,27 +29,28 @@ export function timeModel(model: Model, prompt: number[], gen: number, cache: st
   }
 }
 
-export interface MemoryTrace { tokens: number; every: number; wasm_bytes: number[]; ua_bytes: number[]; tok_s: number }
+export interface MemoryTrace {
+  tokens: number; every: number; tok_s: number;
+  /** `WebAssembly.Memory.buffer.byteLength` before token 0, every `every` tokens, and after the last. */
+  wasm_bytes: number[];
+  /** The page's measureUserAgentSpecificMemory() over the run (null where unavailable); the page fills it. */
+  ua_bytes: (number | null)[];
+}
 
 /** Generates `tokens` greedy tokens on one session, recording wasm memory every `every` tokens. */
-export async function memoryTrace(model: Model, prompt: number[], tokens: number, every: number, cache: string,
-  uaMemory?: () => Promise<number>): Promise<MemoryTrace> {
+export function memoryTrace(model: Model, prompt: number[], tokens: number, every: number, cache: string): Omit<MemoryTrace, 'ua_bytes'> {
   const s = model.session({ cache });
   const wasm: number[] = [];
-  const ua: number[] = [];
   const t0 = performance.now();
   try {
     let logits = s.prefill(prompt);
     for (let i = 0; i < tokens; i++) {
-      if (i % every === 0) {
-        wasm.push(model.net.rt.memory.buffer.byteLength);
-        if (uaMemory) ua.push(await uaMemory());
-      }
+      if (i % every === 0) wasm.push(model.net.rt.memory.buffer.byteLength);
       logits = s.step(argmax(logits));
     }
     wasm.push(model.net.rt.memory.buffer.byteLength);
   } finally {
     s.close();
   }
-  return { tokens, every, wasm_bytes: wasm, ua_bytes: ua, tok_s: tokens / ((performance.now() - t0) / 1000) };
+  return { tokens, every, wasm_bytes: wasm, tok_s: tokens / ((performance.now() - t0) / 1000) };
 }

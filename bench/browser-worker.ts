@@ -20,8 +20,8 @@ self.onmessage = async (e: MessageEvent<Job>) => {
     } else if (j.t === 'time') {
       postMessage({ ok: true, ...timeModel(model!, j.prompt, j.gen, j.cache) });
     } else {
-      // measureUserAgentSpecificMemory is a window API; in a worker only the wasm memory size is at hand.
-      postMessage({ ok: true, ...await memoryTrace(model!, j.prompt, j.tokens, j.every, j.cache) });
+      // measureUserAgentSpecificMemory is a window API: the page samples it while this runs.
+      postMessage({ ok: true, ...memoryTrace(model!, j.prompt, j.tokens, j.every, j.cache) });
     }
   } catch (err) {
     postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });

@@ -3,15 +3,19 @@
  * (@wllama/wllama 3.8.1, llama.cpp compiled to wasm), on the same weights and thread count.
  *
  *   npm run bench:browser -- [--json] [--model DIR] [--threads 2] [--dtype f32|q8_0] [--prompt 128]
- *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama]
+ *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama] [--no-speed]
  *
  * One Chromium runs one cross-origin-isolated page (the static server of `streamlm web`): our engine
  * in a Web Worker through streamlm/browser, and wllama fed the GGUF our exporter writes
  * (src/export/gguf.ts) at the same dtype. Ours in Node runs in this process. The three sides run
  * `--reps` alternating rounds; each keeps its median. Ours: bench/browser-timing.ts (a warm-up,
  * the prompt in one prefill, `--gen` greedy steps); wllama: one warm-up completion, then a completion
- * of the same prompt text with EOS ignored, timed by llama.cpp itself. Then a memory trace: the
- * page's wasm memory every 1000 tokens over `--stream-tokens` generated tokens under sink:4+508.
+ * of the same prompt text with EOS ignored, timed by llama.cpp itself. Then a memory trace over
+ * `--stream-tokens` greedy tokens generated on one session under sink:4+508: the engine's
+ * `WebAssembly.Memory` size every 1000 tokens, and the page's `performance.measureUserAgentSpecificMemory()`
+ * (whole page, workers included; the page is cross-origin isolated) before, every 10 s, and after;
+ * Chromium answers each of those only at a later GC, so they add a minute or two to the run.
+ * `--no-speed` skips the speed rounds (the memory run alone: `--no-speed --stream-tokens 100000`).
  *
  * Output: a table on stderr; with --json one JSON object on stdout with the raw figures,
  * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts.
@@ -37,7 +41,8 @@ const promptLen = Number(flag('prompt') ?? 128);
 const gen = Number(flag('gen') ?? 128);
 const reps = Number(flag('reps') ?? 3);
 const streamTokens = Number(flag('stream-tokens') ?? 20000);
-const withWllama = !argv.includes('--no-wllama');
+const speed = !argv.includes('--no-speed');
+const withWllama = speed && !argv.includes('--no-wllama');
 const CACHE = 'sink:4+508';
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -68,7 +73,9 @@ async function call<T>(fn: string, ...args: unknown[]): Promise<T> {
 const node = await loadModel(modelDir, { threads, dtype });
 const text = readFileSync(join(root, 'README.md'), 'utf8');
 const prompt = node.encode(text).slice(0, promptLen);
+const tLoad = performance.now();
 const loaded = await call<{ threads: number; isolated: boolean }>('ours', { t: 'load', threads, dtype });
+log(`page: model loaded on ${loaded.threads} threads in ${((performance.now() - tLoad) / 1000).toFixed(1)} s (cross-origin isolated: ${loaded.isolated})`);
 let wllamaError: string | null = null;
 let llamaVersion = '';
 let wllamaLetters = prompt.length;
@@ -85,7 +92,7 @@ if (withWllama) {
 
 const rounds: { page: Speeds[]; node: Speeds[]; wllama: Speeds[] } = { page: [], node: [], wllama: [] };
 let wllamaPromptN = 0;
-for (let r = 0; r < reps; r++) {
+for (let r = 0; speed && r < reps; r++) {
   const order = r % 2 === 0 ? ['page', 'node', 'wllama'] : ['wllama', 'node', 'page'];
   for (const side of order) {
     if (side === 'page') rounds.page.push(await call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE }));
@@ -99,13 +106,13 @@ for (let r = 0; r < reps; r++) {
   log(`round ${r + 1}/${reps}: page ${rounds.page.at(-1)!.decode_tok_s.toFixed(1)}, node ${rounds.node.at(-1)!.decode_tok_s.toFixed(1)}, wllama ${rounds.wllama.at(-1)?.decode_tok_s.toFixed(1) ?? '-'} decode tok/s`);
 }
 const med = (xs: Speeds[]): Speeds | null => (xs.length ? { prefill_tok_s: median(xs.map((x) => x.prefill_tok_s)), decode_tok_s: median(xs.map((x) => x.decode_tok_s)) } : null);
-const pageS = med(rounds.page)!, nodeS = med(rounds.node)!, wllamaS = med(rounds.wllama);
+const pageS = med(rounds.page), nodeS = med(rounds.node), wllamaS = med(rounds.wllama);
 
 let memory: MemoryTrace | null = null;
 if (streamTokens > 0) {
-  memory = await call<MemoryTrace>('ours', { t: 'memory', prompt: prompt.slice(0, 16), tokens: streamTokens, every: 1000, cache: CACHE });
+  log(`memory run: ${streamTokens} tokens under ${CACHE}...`);
+  memory = await call<MemoryTrace>('memoryRun', { t: 'memory', prompt: prompt.slice(0, 16), tokens: streamTokens, every: 1000, cache: CACHE }, 10_000);
 }
-const ua = await call<number | null>('uaMemory').catch(() => null);
 const chromium = browser.version();
 await browser.close();
 await srv.close();
@@ -118,21 +125,41 @@ const out = {
   model: modelDir, dtype, threads, page_threads: loaded.threads, cross_origin_isolated: loaded.isolated, prompt_tokens: prompt.length,
   wllama_prompt_tokens: wllamaPromptN, gen, reps, cache: CACHE,
   page: pageS, node: nodeS, wllama: wllamaS, wllama_error: wllamaError, rounds,
-  browser_vs_node: r3(pageS.decode_tok_s / nodeS.decode_tok_s),
-  browser_vs_wllama: wllamaS ? r3(pageS.decode_tok_s / wllamaS.decode_tok_s) : null,
-  prefill_browser_vs_node: r3(pageS.prefill_tok_s / nodeS.prefill_tok_s),
-  prefill_browser_vs_wllama: wllamaS ? r3(pageS.prefill_tok_s / wllamaS.prefill_tok_s) : null,
-  memory: memory && { tokens: memory.tokens, every: memory.every, tok_s: r3(memory.tok_s), wasm_bytes_first: memory.wasm_bytes[0], wasm_bytes_max: Math.max(...memory.wasm_bytes),
-    wasm_bytes_last: memory.wasm_bytes.at(-1), flat: Math.max(...memory.wasm_bytes) === memory.wasm_bytes[0] },
-  ua_memory_bytes_end: ua,
+  browser_vs_node: pageS && nodeS ? r3(pageS.decode_tok_s / nodeS.decode_tok_s) : null,
+  browser_vs_wllama: pageS && wllamaS ? r3(pageS.decode_tok_s / wllamaS.decode_tok_s) : null,
+  prefill_browser_vs_node: pageS && nodeS ? r3(pageS.prefill_tok_s / nodeS.prefill_tok_s) : null,
+  prefill_browser_vs_wllama: pageS && wllamaS ? r3(pageS.prefill_tok_s / wllamaS.prefill_tok_s) : null,
+  memory: memory && memorySummary(memory),
   console_errors: consoleErrors.slice(0, 5),
 };
 const f = (s: Speeds | null): string => (s ? `${s.prefill_tok_s.toFixed(0).padStart(8)} ${s.decode_tok_s.toFixed(1).padStart(8)}` : '       -        -');
 log(`\n${chromium}, ${out.cpu}, load ${out.loadavg.join(' ')}; ${dtype}, ${threads} threads, prompt ${prompt.length}, gen ${gen}, median of ${reps}`);
 log('side            prefill   decode (tok/s)');
+if (speed) {
 log(`page (ours)    ${f(pageS)}`);
 log(`node (ours)    ${f(nodeS)}`);
 log(`page (wllama)  ${f(wllamaS)}${wllamaError ? '  ' + wllamaError : ''}`);
 log(`browser_vs_node ${out.browser_vs_node}, browser_vs_wllama ${out.browser_vs_wllama}`);
-if (out.memory) log(`memory over ${out.memory.tokens} tokens (${CACHE}): wasm ${out.memory.wasm_bytes_first} -> max ${out.memory.wasm_bytes_max} bytes, flat: ${out.memory.flat}`);
+}
+const m = out.memory;
+if (m) {
+  log(`memory over ${m.tokens} tokens (${CACHE}, ${m.tok_s.toFixed(0)} tok/s): wasm ${m.wasm_bytes_start} -> ${m.wasm_bytes_end} bytes (max ${m.wasm_bytes_max}), flat: ${m.flat}`);
+  log(`  page memory (measureUserAgentSpecificMemory): ${m.ua_memory_start ?? '-'} -> ${m.ua_memory_end ?? '-'} bytes (max ${m.ua_memory_max ?? '-'}, ${m.ua_samples.length} samples)`);
+}
 if (json) console.log(JSON.stringify(out));
+
+/** The memory trace's JSON: wasm memory at start, end and its max, and the page's memory around the run. */
+interface MemorySummary {
+  tokens: number; every: number; tok_s: number; wasm_bytes_start: number; wasm_bytes_end: number; wasm_bytes_max: number; flat: boolean;
+  ua_memory_start: number | null; ua_memory_end: number | null; ua_memory_max: number | null; ua_samples: (number | null)[];
+}
+function memorySummary(t: MemoryTrace): MemorySummary {
+  const ua = t.ua_bytes.filter((x): x is number => x !== null);
+  return {
+    tokens: t.tokens, every: t.every, tok_s: r3(t.tok_s),
+    wasm_bytes_start: t.wasm_bytes[0], wasm_bytes_end: t.wasm_bytes.at(-1)!, wasm_bytes_max: Math.max(...t.wasm_bytes),
+    flat: Math.max(...t.wasm_bytes) === t.wasm_bytes[0],
+    ua_memory_start: t.ua_bytes[0] ?? null, ua_memory_end: t.ua_bytes.at(-1) ?? null, ua_memory_max: ua.length ? Math.max(...ua) : null,
+    ua_samples: t.ua_bytes,
+  };
+}

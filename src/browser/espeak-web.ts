@@ -126,8 +126,8 @@ export async function espeakAvailable(url: string | URL): Promise<boolean> {
 export async function loadWebEspeak(url: string | URL): Promise<Synthesizer> {
   const href = new URL(String(url), (globalThis as { location?: { href: string } }).location?.href).href;
   if (!await espeakAvailable(href)) throw new StreamlmError(WEB_ESPEAK_INSTALL, { file: href, field: 'speech' });
-  const Shared = (globalThis as { SharedArrayBuffer?: ArrayBufferConstructor }).SharedArrayBuffer ?? ArrayBuffer;
-  const cancel = new Int32Array(new Shared(4));
+  // Shared only where the page is cross-origin isolated; otherwise cancel waits for the next phrase.
+  const cancel = new Int32Array(typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(4) : new ArrayBuffer(4));
   const blobUrl = URL.createObjectURL(new Blob([WORKER], { type: 'text/javascript' }));
   const worker = new Worker(blobUrl, { type: 'module', name: 'streamlm speech' });
   try {

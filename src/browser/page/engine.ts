@@ -114,7 +114,7 @@ function speak(s: Synthesizer): SpeechStream {
     try {
       for await (const c of stream) {
         if (!speechOn || speaking !== stream) break;
-        postMessage({ t: 'audio', pcm: c.pcm, text: c.phrase.text } satisfies FromEngine, [c.pcm.buffer]);
+        (self as unknown as Worker).postMessage({ t: 'audio', pcm: c.pcm, text: c.phrase.text } satisfies FromEngine, [c.pcm.buffer]);
       }
     } catch (e) {
       post({ t: 'warning', message: `speech failed: ${errorText(e)}` });

@@ -93,12 +93,12 @@ function passages(texts: string[], n: number, chars: number): string[] {
   return out;
 }
 
-interface Run { ids: number[]; decodeMs: number; ttf8Ms: number; forwards: number; fed: number; proposed: number[]; accepted: number[] }
+interface Run { ids: number[]; decodeMs: number; cpuMs: number; ttf8Ms: number; forwards: number; fed: number; proposed: number[]; accepted: number[] }
 
 type ModeOpts = Omit<Opts, 'speculate'> & { speculate: SpeculateMode };
 
 async function once(model: Model, prompt: number[], o: ModeOpts, spec: boolean): Promise<Run> {
-  const t0 = performance.now();
+  const t0 = performance.now(), c0 = process.cpuUsage();
   const it = generate(model, {
     promptIds: prompt, maxNewTokens: o.gen, cache: o.cache, ignoreEos: true,
     ...(spec ? { speculate: { mode: o.speculate, draft: o.draft } } : {}),
@@ -109,7 +109,8 @@ async function once(model: Model, prompt: number[], o: ModeOpts, spec: boolean):
     const r = await it.next();
     if (r.done) {
       const sp = r.value.speculation;
-      return { ids, decodeMs: r.value.decodeMs, ttf8Ms: ttf8, forwards: sp?.forwards ?? ids.length - 1, fed: sp ? Math.round(sp.tokensPerForward * sp.forwards) : ids.length - 1, proposed: sp?.proposed ?? [], accepted: sp?.accepted ?? [] };
+      const c = process.cpuUsage(c0);
+      return { ids, decodeMs: r.value.decodeMs, cpuMs: (c.user + c.system) / 1000, ttf8Ms: ttf8, forwards: sp?.forwards ?? ids.length - 1, fed: sp ? Math.round(sp.tokensPerForward * sp.forwards) : ids.length - 1, proposed: sp?.proposed ?? [], accepted: sp?.accepted ?? [] };
     }
     if (r.value.id >= 0) { ids.push(r.value.id); if (ids.length === 8) ttf8 = performance.now() - t0; }
   }
@@ -122,17 +123,18 @@ async function benchModel(dir: string, label: string, prompts: number[][], o: Mo
   try {
     await once(model, prompts[0].slice(-16), { ...o, gen: 8 }, false);   // warm-up
     const ms = { plain: [] as number[], spec: [] as number[] };
+    const cpu = { plain: [] as number[], spec: [] as number[] };
     const ttf = { plain: [] as number[], spec: [] as number[] };
     let identical = true, forwards = 0, fed = 0;
     const proposed: number[] = [], accepted: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
-      let plainMs = 0, specMs = 0;
+      let plainMs = 0, specMs = 0, plainCpu = 0, specCpu = 0;
       for (const [i, p] of prompts.entries()) {
         const order = (r + i) % 2 === 0 ? [false, true] : [true, false];
         const runs: Partial<Record<'plain' | 'spec', Run>> = {};
         for (const spec of order) runs[spec ? 'spec' : 'plain'] = await once(model, p, o, spec);
         const a = runs.plain!, b = runs.spec!;
-        plainMs += a.decodeMs; specMs += b.decodeMs;
+        plainMs += a.decodeMs; specMs += b.decodeMs; plainCpu += a.cpuMs; specCpu += b.cpuMs;
         ttf.plain.push(a.ttf8Ms); ttf.spec.push(b.ttf8Ms);
         if (a.ids.join() !== b.ids.join()) identical = false;
         if (r === 0) {
@@ -140,7 +142,7 @@ async function benchModel(dir: string, label: string, prompts: number[][], o: Mo
           b.proposed.forEach((n, j) => { proposed[j] = (proposed[j] ?? 0) + n; accepted[j] = (accepted[j] ?? 0) + b.accepted[j]; });
         }
       }
-      ms.plain.push(plainMs); ms.spec.push(specMs);
+      ms.plain.push(plainMs); ms.spec.push(specMs); cpu.plain.push(plainCpu); cpu.spec.push(specCpu);
     }
     const tokens = prompts.length * (o.gen - 1);   // decode time runs from the first token to the last
     const plainTokS = tokens / (median(ms.plain) / 1000), specTokS = tokens / (median(ms.spec) / 1000);
@@ -149,6 +151,8 @@ async function benchModel(dir: string, label: string, prompts: number[][], o: Mo
       tokens_per_forward: fed / forwards, speedup: specTokS / plainTokS, identical,
       plain_tok_s: plainTokS, spec_tok_s: specTokS, ttf8_ms_plain: median(ttf.plain), ttf8_ms_spec: median(ttf.spec),
       acceptance: proposed.map((n, j) => (n ? accepted[j] / n : 0)), rounds: o.rounds, threads: model.threads,
+      // Process CPU time of whole runs (prefill included, all threads): steadier than wall time on a busy machine.
+      cpu_ms_plain: median(cpu.plain), cpu_ms_spec: median(cpu.spec), cpu_speedup: median(cpu.plain) / median(cpu.spec),
     };
   } finally {
     await model.close();
@@ -184,9 +188,9 @@ async function main(): Promise<void> {
   const out = { results, source: src.name, cpu: cpus()[0]?.model ?? 'unknown', loadavg: loadavg().map((x) => +x.toFixed(2)), date: new Date().toISOString() };
   if (o.json) console.log(JSON.stringify(out));
   const f = (x: unknown, d = 2): string => (typeof x === 'number' ? x.toFixed(d) : String(x));
-  console.error('model                                   mode   tok/fwd  plain tok/s  spec tok/s  speedup  ttf8 plain/spec ms  identical');
+  console.error('model                                   mode   tok/fwd  plain tok/s  spec tok/s  speedup  cpu speedup  ttf8 plain/spec ms  identical');
   for (const r of results)
-    console.error(`${String(r.model).padEnd(40)}${String(r.speculate).padEnd(6)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${String(r.identical)}`);
+    console.error(`${String(r.model).padEnd(40)}${String(r.speculate).padEnd(6)}${f(r.tokens_per_forward).padStart(7)}  ${f(r.plain_tok_s, 1).padStart(11)}  ${f(r.spec_tok_s, 1).padStart(10)}  ${f(r.speedup).padStart(7)}  ${f(r.cpu_speedup).padStart(11)}  ${(f(r.ttf8_ms_plain, 0) + '/' + f(r.ttf8_ms_spec, 0)).padStart(18)}  ${String(r.identical)}`);
 }
 
 main().catch((e: unknown) => {

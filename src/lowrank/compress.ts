@@ -256,7 +256,9 @@ export async function compress(opts: CompressOptions): Promise<CompressReport> {
       if (!statSync(src).isFile() || f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f === 'config.json' || NOT_COPIED.test(f)) continue;
       copyFileSync(src, join(tmp, f));
     }
-    const config = { ...md.config, [LOWRANK_KEY]: lowRankSection({ method, rankRatio: opts.rankRatio ?? null, energy: opts.energy ?? null, ranks }) };
+    // MCTP heads were trained on the dense backbone's states: the compressed model goes without them.
+    const { mctp: _heads, ...base } = md.config;
+    const config = { ...base, [LOWRANK_KEY]: lowRankSection({ method, rankRatio: opts.rankRatio ?? null, energy: opts.energy ?? null, ranks }) };
     const bytes = writeSafetensors(join(tmp, 'model.safetensors'), entries);
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     const pplAfter = evalIds ? await perplexity(tmp, evalIds, opts.threads) : null;
@@ -283,7 +285,7 @@ export async function compress(opts: CompressOptions): Promise<CompressReport> {
 }
 
 /** Files of the source that describe the source, not the compressed model: its card and its measurements. */
-const NOT_COPIED = /^(README\.md|metrics\.json|ref_ppl\.json)$/i;
+const NOT_COPIED = /^(README\.md|metrics\.json|ref_ppl\.json|mctp_config\.json|mctp_metrics\.json)$/i;
 
 /** f32 values as the bytes of a float tensor of `dtype` (F32, F16, BF16; rounding to nearest even). */
 export function encodeFloats(x: Float32Array, dtype: string): Uint8Array {

@@ -95,14 +95,16 @@ export class MctpHeads {
 
   /**
    * Loads `mctp.safetensors` and the `mctp` config entry beside the model, or returns null when the
-   * directory has no `mctp` entry. Checked against the backbone (width, RoPE, a float output head).
+   * directory has no `mctp` entry or not the file (a copy made without it, a page that downloaded
+   * only the model's own files): the heads are optional, and `--speculate mctp` then says there are
+   * none. Checked against the backbone (width, RoPE, a float output head).
    */
   static load(rt: Runtime, net: Transformer, md: ModelDir): MctpHeads | null {
     const found = mctpConfigOf(md);
     if (!found) return null;
     const { cfg, file } = found;
     const hp: HParams = net.hp, H = hp.hiddenSize;
-    if (!md.files.has(MCTP_FILE)) throw new StreamlmError(`the config has an mctp entry but ${MCTP_FILE} is missing`, { file: md.files.path(MCTP_FILE) });
+    if (!md.files.has(MCTP_FILE)) return null;
     if (cfg.hidden_size !== H) throw new StreamlmError(`hidden_size ${cfg.hidden_size} differs from the model's ${H}`, { file, field: 'mctp.hidden_size' });
     const pos = hp.position;
     if (pos.kind !== 'rope' || pos.rotaryDim !== cfg.head_dim || pos.rope.type !== 'default' || pos.rope.theta !== cfg.rope_theta) {

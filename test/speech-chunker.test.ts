@@ -29,6 +29,14 @@ test('secondWords cuts the second phrase early too, at a clause or after that ma
   assert.deepEqual(texts(splitPhrases('Oh. Well, then we go. Now, we wait.', { firstWords: 2, secondWords: 6 })), ['Oh.', 'Well,', 'then we go.', 'Now, we wait.']);
 });
 
+test('growth caps each later phrase by the words already cut, and the cap grows away', () => {
+  // 2 + 2 words cut: the third phrase ends after ceil(1.5 * 4) = 6 words, the fourth after ceil(1.5 * 10) = 15.
+  assert.deepEqual(texts(splitPhrases('It was, I think, a dark and stormy night and the rain fell in torrents except at intervals when it was checked by a violent gust of wind.', { firstWords: 2, secondWords: 8, growth: 1.5 })),
+    ['It was,', 'I think,', 'a dark and stormy night and', 'the rain fell in torrents except at intervals when it was checked by a violent', 'gust of wind.']);
+  // A sentence that ends first is cut there, as without the cap.
+  assert.deepEqual(texts(splitPhrases('Oh. Well, then we go. Now, we wait.', { firstWords: 2, secondWords: 6, growth: 1.5 })), ['Oh.', 'Well,', 'then we go.', 'Now, we wait.']);
+});
+
 test('abbreviations, initials and decimals do not end a sentence', () => {
   assert.deepEqual(texts(splitPhrases('Hi. Mr. Smith met Dr. J. R. Watson at 3.30 pm. They paid $1,250.75 for it. No. 5 won.')),
     ['Hi.', 'Mr. Smith met Dr. J. R. Watson at 3.30 pm.', 'They paid $1,250.75 for it.', 'No. 5 won.']);

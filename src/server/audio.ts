@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { loadEspeak } from '../speech/espeak.js';
+import type { ChunkerOptions } from '../speech/chunker.js';
 import { SpeechStream } from '../speech/stream.js';
 import type { Synthesizer } from '../speech/synth.js';
 import { pcmBytes, wavFile, wavHeader } from '../speech/wav.js';
@@ -75,6 +76,16 @@ function audioId(): { id: string; expires_at: number } {
 }
 
 /**
+ * How a spoken chat reply is cut into phrases. Two words are enough to start speaking: the first
+ * audio then follows the first token by a couple of tokens. The second phrase (at most 8 words) is
+ * ready before those two words have played. Each later phrase is a sentence, but at most 1.5 times
+ * the words cut before it: its text is generated while that audio plays, so even a generator only
+ * twice as fast as speech (a loaded machine) finishes it in time; within a few phrases the cap
+ * exceeds any sentence.
+ */
+export const CHAT_CHUNKER: ChunkerOptions = { firstWords: 2, secondWords: 8, growth: 1.5 };
+
+/**
  * The spoken half of a streamed chat reply. Text goes in token by token (`say`), each becoming a
  * `delta.audio.transcript`; audio chunks go out as `delta.audio.data` (base64 PCM16) as soon as
  * they are made, interleaved with the text, as OpenAI's stream does.
@@ -84,11 +95,8 @@ export class ChatVoice {
   private readonly stream: SpeechStream;
   private readonly pump: Promise<void>;
 
-  constructor(synth: Synthesizer, audio: ChatAudio, private readonly send: (delta: Record<string, unknown>) => void) {
-    // Two words are enough to start speaking: the first audio then follows the first token by a
-    // couple of tokens. The second phrase (at most 8 words) is ready before those two words have
-    // played; later phrases are whole sentences, made while the one before plays.
-    const stream = new SpeechStream(synth, { voice: audio.voice, firstWords: 2, secondWords: 8 });
+  constructor(synth: Synthesizer, audio: ChatAudio, private readonly send: (delta: Record<string, unknown>) => void, chunker: ChunkerOptions = CHAT_CHUNKER) {
+    const stream = new SpeechStream(synth, { voice: audio.voice, ...chunker });
     this.stream = stream;
     this.pump = (async () => {
       for await (const c of stream) send({ audio: { id: this.id.id, data: b64(c.pcm) } });

@@ -12,6 +12,7 @@ import { ApiError } from './errors.js';
 import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './metrics.js';
 import { speculationMetrics, speculationUsage } from './speculation.js';
 import { chatPage } from './page.js';
+import type { ChunkerOptions } from '../speech/chunker.js';
 import type { Synthesizer } from '../speech/synth.js';
 import { ChatVoice, chatAudioMessage, speak, SpeechService } from './audio.js';
 import type { SessionStore } from './store/types.js';
@@ -38,6 +39,8 @@ export interface ServerOptions extends Omit<EngineOptions, 'observer'> {
   corsOrigin?: string;
   /** Loads the synthesizer of the audio routes on first use (default: espeak-ng, an optional package). */
   speech?: () => Promise<Synthesizer>;
+  /** How spoken chat replies are cut into phrases (default CHAT_CHUNKER in audio.ts; for benchmarks). */
+  speechChunker?: ChunkerOptions;
   /** Called with one line per server error (default: none). */
   log?: (line: string) => void;
   /** Where sessions are kept between turns beyond memory (see src/server/store); the caller closes it. */
@@ -248,7 +251,7 @@ export async function startServer(model: Model, opts: ServerOptions = {}): Promi
       ? { ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...usage }
       : { ...head, choices: [{ text: delta, index: 0, logprobs: null, finish_reason: finish }], ...usage };
     // A spoken reply streams its text as delta.audio.transcript, between its audio deltas (OpenAI's shape).
-    const voice = synth && r.kind === 'chat' && r.audio ? new ChatVoice(synth, r.audio, (d) => send(chunk(d, null))) : null;
+    const voice = synth && r.kind === 'chat' && r.audio ? new ChatVoice(synth, r.audio, (d) => send(chunk(d, null)), opts.speechChunker) : null;
     res.on('close', () => voice?.cancel());
     try {
       if (r.kind === 'chat') send(chunk({ role: 'assistant', content: voice ? null : '', refusal: null }, null));

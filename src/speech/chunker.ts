@@ -26,6 +26,14 @@ export interface ChunkerOptions {
    * this lets the second be ready before it ends, where a whole sentence may not be.
    */
   secondWords?: number;
+  /**
+   * From the third phrase on, a phrase is cut at a space once it has this many times the words of
+   * all phrases before it (default: no such cut). A phrase is synthesized only when its text is
+   * complete, so its text must be generated while the audio already cut plays: capping its length
+   * by that audio keeps a slow generator (a loaded machine) from running the audio dry, and the cap
+   * grows away within a few phrases.
+   */
+  growth?: number;
   /** A sentence longer than this (chars) is cut at its next clause mark (default 80). */
   clauseAfter?: number;
   /** A phrase is cut at a space once longer than this (chars), whatever it holds (default 240). */
@@ -58,6 +66,9 @@ export class PhraseChunker {
   /** Offset of `pending` in the whole text. */
   private base = 0;
   private emitted = 0;
+  /** Words in the phrases emitted so far. */
+  private wordsOut = 0;
+  private readonly growth: number;
   private readonly firstWords: number;
   private readonly secondWords: number;
   private readonly clauseAfter: number;
@@ -66,6 +77,7 @@ export class PhraseChunker {
   constructor(opts: ChunkerOptions = {}) {
     this.firstWords = opts.firstWords ?? 4;
     this.secondWords = opts.secondWords ?? Infinity;
+    this.growth = opts.growth ?? Infinity;
     this.clauseAfter = opts.clauseAfter ?? 80;
     this.maxChars = opts.maxChars ?? 240;
   }
@@ -92,6 +104,7 @@ export class PhraseChunker {
       if (text.length > 0 && /[\p{L}\p{N}]/u.test(text)) {
         out.push({ text, start: this.base + lead, end: this.base + lead + text.length });
         this.emitted++;
+        this.wordsOut += text.split(/\s+/).length;
       }
       this.pending = this.pending.slice(cut);
       this.base += cut;
@@ -103,7 +116,7 @@ export class PhraseChunker {
   private findCut(final: boolean): number {
     const s = this.pending;
     const first = this.emitted === 0 || (this.emitted === 1 && this.secondWords < Infinity);
-    const wordCut = this.emitted === 0 ? this.firstWords : this.emitted === 1 ? this.secondWords : Infinity;
+    const wordCut = this.emitted === 0 ? this.firstWords : this.emitted === 1 ? this.secondWords : Math.ceil(this.growth * this.wordsOut);
     let words = 0;
     let inWord = false;
     for (let i = 0; i < s.length; i++) {

@@ -38,6 +38,9 @@ export function findEspeak(): string | null {
   return null;
 }
 
+/** Text synthesized at load so the worker's wasm is optimized before the first reply (about 9 s of audio). */
+const WARM_UP = 'It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind which swept up the streets.';
+
 const WORKER = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const cancelled = new Int32Array(workerData.cancel);
@@ -45,7 +48,13 @@ const cancelled = new Int32Array(workerData.cancel);
   const { default: init } = await import(workerData.url);
   const m = await init();
   const w = new m.eSpeakNGWorker();
-  let voice = '';
+  // V8 runs wasm first as baseline code and compiles hot functions optimized in the background:
+  // espeak's first ~15 s of audio cost 10-20x the CPU of later audio (measured in docs/speech.md),
+  // enough to starve playback of the first replies. Synthesize a paragraph twice, unheard, before
+  // reporting ready, so every reply runs optimized code.
+  w.set_voice('en-us');
+  for (let i = 0; i < 2; i++) w.synthesize(${JSON.stringify(WARM_UP)}, () => 0);
+  let voice = 'en-us';
   parentPort.on('message', (job) => {
     if (job.voice !== voice) {
       if (w.set_voice(job.voice) !== 0) { parentPort.postMessage({ id: job.id, error: 'unknown voice ' + job.voice }); return; }

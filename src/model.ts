@@ -13,6 +13,7 @@ import { KVCache } from './cache/kvcache.js';
 import { parsePolicy } from './cache/policy.js';
 import { decodeSnapshot } from './cache/snapshot.js';
 import { DEFAULT_CACHE, loadDTypeOf, prefillChunkOf } from './defaults.js';
+import { fallbackSummary } from './runtime/quant/index.js';
 import { modelFingerprint } from './fingerprint.js';
 import { Session, type SessionOptions } from './session.js';
 import { checkTokenizerMatches, TextTokenizer } from './tokenizer.js';
@@ -38,6 +39,8 @@ export interface LoadOptions {
 export class Model {
   private sessions = 0;
   private fp: string | null = null;
+  /** One line saying what a block `dtype` quantized to (and which tensors fell back), or null. */
+  quantSummary: string | null = null;
   /** Where the checkpoint was read from: a directory path, or the files of a page. */
   private source: string | FileSet = '';
 
@@ -72,6 +75,7 @@ export class Model {
       const weights = family.load(hp, wl, md.config);
       const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, new Transformer(rt, hp, weights, lowrank), wl.bytes);
       model.source = md.files;
+      if (wl.choices.length && dtype !== 'auto') model.quantSummary = `quantized at load: ${fallbackSummary(dtype, wl.choices)}`;
       return model;
     } catch (e) {
       await rt.close();

@@ -74,7 +74,8 @@ export class Transformer {
     };
     rt.i32(pass.qPos, M).set(kv.qPos);
     const logits = rt.alloc(outRows * V * 4);
-    rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
+    if (w.embed.dtype === 'block') rt.k.embed_q(pass.x, w.embed.table, ids, M, H, w.embed.ggmlType);
+    else rt.k[EMBED[w.embed.dtype]](pass.x, w.embed.table, ids, M, H);
 
     let dense: DenseBuffers | null = null;
     for (let l = 0; l < w.layers.length; l++) {

@@ -48,8 +48,13 @@ export interface ModelWeights {
 }
 
 
-/** An embedding table kept in the checkpoint's dtype, gathered row by row to f32. */
-export interface Embedding { dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number }
+/**
+ * An embedding table kept in the checkpoint's dtype, gathered row by row to f32: a float dtype, or
+ * `block` with the GGML type id `ggmlType` (gathered by the embed_q kernel, rows as the file stores them).
+ */
+export type Embedding =
+  | { dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number }
+  | { dtype: 'block'; ggmlType: number; table: number; rows: number; dim: number };
 
 /** Rows taken from one checkpoint tensor, optionally reordered (fused QKV layouts differ per family). */
 export interface RowSource { name: string; rowMap?: Int32Array }
@@ -113,8 +118,16 @@ export class WeightLoader {
 
   embedding(name: string, rows: number, dim: number): Embedding {
     const t = this.info(name, [rows, dim]);
+    const block = t.dtype in DTYPE_BYTES ? null : blockKernel(t.dtype);
+    if (block && rowBytes(block.type, dim) * rows === t.byteLength) {
+      // Kept in its blocks; embed_q dequantizes the gathered rows, and a tied head runs on the block kernel.
+      const table = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(table, t.byteLength));
+      this.bytes += t.byteLength;
+      return { dtype: 'block', ggmlType: block.type.id, table, rows, dim };
+    }
     if (!(t.dtype in DTYPE_BYTES)) {
-      // No block gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
+      // A type with no kernel: the table is expanded once to f32 (exact: d·q fits an f32).
       const table = this.rt.alloc(rows * dim * 4);
       this.rowsToF32(t, table, rows, dim);
       this.bytes += rows * dim * 4;
@@ -232,6 +245,10 @@ export class WeightLoader {
     if (!hp.tieWordEmbeddings) return this.linear([{ name: headName }], H, null, [hp.vocabSize], true);
     // A tied head in another dtype than the table needs its own converted copy.
     if (this.target !== 'auto' && this.target !== embed.dtype) return this.linear([{ name: embedName }], H, null, [hp.vocabSize], true);
+    if (embed.dtype === 'block') {
+      const k = blockKernel(quantType(embed.ggmlType).name)!;
+      return { kind: 'block', type: k.type.name, op: k.matmul, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
+    }
     const head: DenseLinear = { kind: 'dense', dtype: embed.dtype, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
     return head;
   }

@@ -4,7 +4,10 @@
  * 0.1% of the directory; q8_0 +0.1%, q6_K +0.5%, q5_K +1%, q4_K +5% at most).
  *
  *   node --import tsx bench/gguf-ppl.ts [--model models/novels-8m-sink] [--tokens 3000]
- *        [--cache sink:4+252] [--types f32,q8_0,q6_K,q5_K,q4_K,q4_0] [--threads 1]
+ *        [--cache sink:4+252] [--types f32,q8_0,q6_K,q5_K,q4_K,q4_0] [--threads 1] [--weighted 0]
+ *
+ * A type may carry per-tensor overrides, to find which tensors the error comes from:
+ * `q5_K+ffn_down:f32+token_embd:q8_0` (each `PATTERN:TYPE` a regex on the GGUF tensor name).
  *
  * Prints one JSON line, then a table. Same tokens for every run (encoded once, by the directory's
  * tokenizer), so the comparison is paired and needs no repeats; timings are not the point here.
@@ -15,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
 import { evalStream } from '../src/eval/ppl.js';
 import { loadModel } from '../src/model.js';
+import { searchMode } from '../src/runtime/quant/search.js';
 import { benchArgs } from './common.js';
 
 const args = benchArgs(process.argv.slice(2));
@@ -22,8 +26,14 @@ const root = resolve(import.meta.dirname, '..');
 const modelDir = resolve(args.get('model') ?? join(root, 'models', 'novels-8m-sink'));
 const tokens = Number(args.get('tokens') ?? 3000);
 const cache = args.get('cache') ?? 'sink:4+252';
-const types = (args.get('types') ?? 'f32,q8_0,q6_K,q5_K,q4_K,q4_0').split(',') as GgufDtype[];
+const types = (args.get('types') ?? 'f32,q8_0,q6_K,q5_K,q4_K,q4_0').split(',');
+const spec = (t: string): { dtype: GgufDtype; overrides: { pattern: RegExp; dtype: GgufDtype }[] } => {
+  const [dtype, ...rest] = t.split('+');
+  return { dtype: dtype as GgufDtype, overrides: rest.map((o) => { const [p, d] = o.split(':'); return { pattern: new RegExp(p), dtype: d as GgufDtype }; }) };
+};
 const threads = Number(args.get('threads') ?? 1);
+// --weighted 0: the quantizers' searches minimise plain squared error (docs/quant.md compares).
+searchMode.weighted = args.get('weighted') !== '0';
 
 // The shared corpus sits beside the checkout (main) or two levels up (worktrees under /work/wt).
 const corpus = [join(root, '..', 'shared', 'corpus', 'longeval'), join(root, '..', '..', 'shared', 'corpus', 'longeval')].find(existsSync);
@@ -49,8 +59,8 @@ try {
   };
   const ids = await run(modelDir, 'directory', 'auto');
   for (const t of types) {
-    const file = join(tmp, `${t}.gguf`);
-    exportGguf(modelDir, file, { dtype: t });
+    const file = join(tmp, 'model.gguf');
+    exportGguf(modelDir, file, spec(t));
     await run(file, 'gguf', t, ids);
   }
   console.log(JSON.stringify({ model: modelDir, text: book, tokens: ids.length, cache, threads, rows }));

@@ -12,7 +12,7 @@ export const DEFAULT_PREFILL_CHUNK = 64;
 /** New tokens `generate` makes unless told. */
 export const DEFAULT_MAX_NEW_TOKENS = 128;
 /** Weight dtypes a model can be loaded as: the checkpoint's own, or converted. */
-export const LOAD_DTYPES: readonly LoadDType[] = ['auto', 'f32', 'q8_0'];
+export const LOAD_DTYPES: readonly LoadDType[] = ['auto', 'f32', 'q8_0', 'q6_K', 'q5_K', 'q4_K', 'q4_0'];
 
 /** `value` as a positive integer prefill chunk (the default when undefined). */
 export function prefillChunkOf(value: number | undefined, field = 'prefillChunk'): number {

@@ -15,6 +15,7 @@ import { KVCache } from './cache/kvcache.js';
 import { parsePolicy } from './cache/policy.js';
 import { decodeSnapshot } from './cache/snapshot.js';
 import { DEFAULT_CACHE, loadDTypeOf, prefillChunkOf } from './defaults.js';
+import { fallbackSummary } from './runtime/quant/index.js';
 import { modelFingerprint } from './fingerprint.js';
 import { Session, type SessionOptions } from './session.js';
 import { checkTokenizerMatches, TextTokenizer } from './tokenizer.js';
@@ -42,6 +43,8 @@ export class Model {
   private fp: string | null = null;
   /** The checkpoint's tensors (safetensors or GGUF), where the fingerprint samples bytes. */
   private tensors: ReadonlyMap<string, TensorInfo> = new Map();
+  /** One line saying what a block `dtype` quantized to (and which tensors fell back), or null. */
+  quantSummary: string | null = null;
 
   private constructor(
     readonly dir: string,
@@ -81,6 +84,7 @@ export class Model {
       const mctp = gguf ? null : MctpHeads.load(rt, net, md);
       const model = new Model(dir, hp, tokenizer, md.generationConfig ?? {}, net, wl.bytes, mctp);
       model.tensors = md.tensors;
+      if (wl.choices.length && dtype !== 'auto') model.quantSummary = `quantized at load: ${fallbackSummary(dtype, wl.choices)}`;
       return model;
     } catch (e) {
       await rt.close();

@@ -43,14 +43,15 @@ test('quantized GGUF files: blocks as the spec lays them out, per-tensor fallbac
     const h = readGgufHeader(file);
     const down = DOWN_FALLBACK[type] ?? type;
     for (const t of h.tensors) {
-      const want = t.dims.length === 1 ? 'F32' : t.name.endsWith('ffn_down.weight') ? down : type;
+      // output.weight keeps q6_K below 8 bits (llama.cpp's rule for the output projection).
+      const want = t.dims.length === 1 ? 'F32' : t.name.endsWith('ffn_down.weight') ? down : t.name === 'output.weight' ? 'q6_K' : type;
       assert.equal(t.type.name.toLowerCase(), want.toLowerCase(), `${type}: ${t.name}`);
     }
-    assert.equal(r.fallbacks.length, DOWN_FALLBACK[type] ? 1 : 0);
-    // The linears stay in their blocks: weight bytes as the block sizes say (+ f32 norms, embedding expanded to f32).
+    assert.equal(r.fallbacks.length, (DOWN_FALLBACK[type] ? 1 : 0) + (type === 'q6_K' ? 0 : 1));
+    // The linears and the embedding stay in their blocks: weight bytes as the block sizes say (+ f32 norms).
     const n2d = (H: number, K: number): number => (H * K) / 256;
-    const blocks = 1 * (BYTES_PER_256[type] * (n2d(256, 256) * 2 + n2d(128, 256) * 2 + n2d(576, 256) * 2) + BYTES_PER_256[down] * n2d(256, 576)) + BYTES_PER_256[type] * n2d(320, 256);
-    const floats = 4 * (320 * 256 + 256 * 3);
+    const blocks = 1 * (BYTES_PER_256[type] * (n2d(256, 256) * 2 + n2d(128, 256) * 2 + n2d(576, 256) * 2) + BYTES_PER_256[down] * n2d(256, 576)) + BYTES_PER_256.q6_K * n2d(320, 256) + BYTES_PER_256[type] * n2d(320, 256);
+    const floats = 4 * (256 * 3);
     const q = await logits(file);
     assert.equal(q.bytes, blocks + floats, `${type}: weight bytes`);
     // Same weights expanded to f32 by the dequantization reference: only the 8-bit activations differ,
@@ -81,4 +82,34 @@ test('streamlm quantize writes a GGUF that generate runs; bad flags are one-line
   ] as const) {
     await assert.rejects(runQuantize([...args]), (e: unknown) => e instanceof StreamlmError && !e.message.includes('\n') && e.message.includes(part));
   }
+});
+
+test('--dtype q4_0|q4_K|q5_K|q6_K at load: the same blocks and logits as the GGUF our exporter writes', async () => {
+  // The exported files are checked against llama.cpp (test/gguf-llamacpp.test.ts); a load-time
+  // quantization must give the same blocks (same quantizer, same per-tensor rules), so the same logits.
+  const dir = join(tmp, 'rand-load');
+  writeRandomLlama(dir);
+  for (const type of ['q4_0', 'q4_K', 'q5_K', 'q6_K'] as const) {
+    const file = join(tmp, `load-${type}.gguf`);
+    // A load keeps the token embedding in the checkpoint's dtype (f32 here): so does this file.
+    exportGguf(dir, file, { dtype: type, overrides: [{ pattern: /^token_embd/, dtype: 'f32' }] });
+    const g = await logits(file);
+    const m = await loadModel(dir, { threads: 1, dtype: type });
+    try {
+      const s = m.session({ cache: 'dense', maxTokens: IDS.length, prefillChunk: IDS.length });
+      const l = s.forwardAll(IDS);
+      s.close();
+      // q6_K's 576-wide fallback is q8_0: at load the q8_0 kernel keeps f32 scales where the file
+      // stores f16 ones (a 2^-11 relative step per block), which moves these sharp logits ~2e-3.
+      const tol = type === 'q6_K' ? 5e-3 : 1e-5;
+      assert.ok(relErr(l, g.l) < tol, `${type}: load-time vs exported GGUF, rel err ${relErr(l, g.l)}`);
+      assert.equal(m.weightBytes, g.bytes, `${type}: weight bytes`);
+      assert.match(m.quantSummary ?? '', new RegExp(`^quantized at load: ${type}: \\d+ tensors`));
+      if (DOWN_FALLBACK[type]) assert.ok(m.quantSummary!.includes(`${DOWN_FALLBACK[type]} for model.layers.0.mlp.down_proj.weight`), m.quantSummary!);
+    } finally {
+      await m.close();
+    }
+  }
+  await assert.rejects(loadModel(dir, { threads: 1, dtype: 'q3_K' as 'q4_K' }),
+    (e: unknown) => e instanceof StreamlmError && e.message.includes('q3_K') && !e.message.includes('\n'));
 });

@@ -2,13 +2,12 @@ import { basename } from 'node:path';
 import { StreamlmError } from '../errors.js';
 import { attentionMaps } from '../eval/attention.js';
 import { heatmapSvg } from '../eval/heatmap.js';
-import { loadModel } from '../model.js';
 import { num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags, loadCliModel } from './common.js';
 import { checkOutputFile, readTextFile, writeFileAtomic } from './files.js';
 
 const HELP = `usage: streamlm attention-map [--model DIR] --text FILE [--layers 0,1,-1] [--tokens 64] --out map.svg
-                             [--threads N] [--dtype auto|f32|q8_0]
+                             [--threads N] [--dtype auto|f32|q8_0|q6_K|q5_K|q4_K|q4_0]
 Heatmaps of head-averaged attention over the first tokens (the paper's Figure 2) written to --out,
 and a table on stdout of the attention share on position 0 per layer.
 ${MODEL_HELP}`;
@@ -31,7 +30,7 @@ export async function runAttentionMap(argv: string[]): Promise<void> {
     return n;
   });
   const m = modelFlags(flags);
-  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  const model = await loadCliModel(m);
   try {
     const L = model.hparams.numLayers;
     const layers = wanted.map((n) => {

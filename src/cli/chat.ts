@@ -5,7 +5,6 @@ import { createInterface } from 'node:readline';
 import type { ChatMessage } from '../chat/template.js';
 import { parsePolicy } from '../cache/policy.js';
 import { DEFAULT_CHAT_CACHE } from '../defaults.js';
-import { loadModel } from '../model.js';
 import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
 import { loadEspeak } from '../speech/espeak.js';
@@ -14,10 +13,10 @@ import type { Synthesizer } from '../speech/synth.js';
 import { wavFile } from '../speech/wav.js';
 import { num, parseFlags, str } from './args.js';
 import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags, speculationSummary } from './speculate.js';
-import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags, loadCliModel } from './common.js';
 
 const HELP = `usage: streamlm chat [--model DIR] [--system TEXT] [--cache ${DEFAULT_CHAT_CACHE}] [--evict-chunk C] [--max-tokens 256]
-                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
+                    [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0|q6_K|q5_K|q4_K|q4_0]
                     [--speculate MODE] [--draft K] [--speak] [--voice alloy]
 A terminal chat on one StreamingLLM session: each turn appends only the new message to the kept
 cache, so the conversation can run forever in bounded memory. After each reply a status line on
@@ -60,7 +59,7 @@ export async function runChat(argv: string[]): Promise<void> {
   synth?.checkVoice({ voice });
   const wavDir = synth ? mkdtempSync(join(tmpdir(), 'streamlm-speech-')) : '';
   let replies = 0;
-  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  const model = await loadCliModel(m);
   try {
     const engine = new Engine(model, { cache, evictChunk, maxSessions: 1, speculate });
     const sinkCap = engine.cachePolicy.sinks;

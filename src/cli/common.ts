@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadDTypeOf } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import type { LoadDType } from '../models/weights.js';
+import { loadModel, type Model } from '../model.js';
 import { num, str, type Flags, type FlagSpec } from './args.js';
 
 /** Flags every model-running command takes. */
@@ -66,4 +67,14 @@ export function plural(n: number, word: string): string { return `${n} ${word}${
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version?: string };
   return pkg.version ?? 'unknown';
+}
+
+/**
+ * Loads the model a command's flags name; a block --dtype (q4_0, q4_K, q5_K, q6_K) prints one line
+ * on stderr saying what each linear was quantized to.
+ */
+export async function loadCliModel(m: { dir: string; threads?: number; dtype: LoadDType }): Promise<Model> {
+  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  if (model.quantSummary) console.error(`[streamlm] ${model.quantSummary}`);
+  return model;
 }

@@ -3,14 +3,13 @@ import { parsePolicy } from '../cache/policy.js';
 import { StreamlmError } from '../errors.js';
 import { evalStream, type StreamEvalResult } from '../eval/ppl.js';
 import { pplPlotSvg } from '../eval/plot.js';
-import { loadModel } from '../model.js';
 import { list, num, parseFlags, str } from './args.js';
-import { MODEL_FLAGS, MODEL_HELP, modelFlags } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags, loadCliModel } from './common.js';
 import { checkOutputFile, readTextFile, writeFileAtomic } from './files.js';
 import { Progress } from './progress.js';
 
 const HELP = `usage: streamlm eval-ppl [--model DIR] --text FILE... [--cache POLICY[,POLICY...]] [--tokens N]
-                        [--evict-chunk C] [--json] [--plot out.svg] [--threads N] [--dtype auto|f32|q8_0]
+                        [--evict-chunk C] [--json] [--plot out.svg] [--threads N] [--dtype auto|f32|q8_0|q6_K|q5_K|q4_K|q4_0]
 Streams the concatenated files token by token through each cache policy: every token is predicted
 from the cache, then appended, then the policy evicts. POLICY: dense | window:W | sink:S+W | recompute:W
 (default sink:4+1020). The results table goes to stdout (with --json, one JSON line instead and the
@@ -43,7 +42,7 @@ export async function runEvalPpl(argv: string[]): Promise<void> {
     text += (text ? '\n\n' : '') + t;
   }
 
-  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  const model = await loadCliModel(m);
   try {
     let ids = model.encode(text);
     if (maxTokens !== undefined && ids.length < maxTokens)

@@ -2,13 +2,12 @@ import { parsePolicy } from '../cache/policy.js';
 import { DEFAULT_CACHE, DEFAULT_MAX_NEW_TOKENS } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { generate } from '../generate/generate.js';
-import { loadModel } from '../model.js';
 import { list, num, parseFlags, str } from './args.js';
 import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags, speculationSummary } from './speculate.js';
-import { checkPrompt, MODEL_FLAGS, MODEL_HELP, modelFlags, peakRssMb, plural } from './common.js';
+import { checkPrompt, MODEL_FLAGS, MODEL_HELP, modelFlags, peakRssMb, plural, loadCliModel } from './common.js';
 
 const HELP = `usage: streamlm generate [--model DIR] --prompt TEXT [--max-tokens N] [--temperature T]
-                        [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0]
+                        [--top-k K] [--top-p P] [--seed S] [--threads N] [--dtype auto|f32|q8_0|q6_K|q5_K|q4_K|q4_0]
                         [--cache POLICY] [--evict-chunk C] [--stop STR]... [--speculate MODE] [--draft K]
 Streams the completion to stdout; a summary (prompt tok/s, decode tok/s, peak RSS) goes to stderr.
 POLICY: dense | window:W | sink:S+W | recompute:W (default ${DEFAULT_CACHE}). --evict-chunk C evicts
@@ -39,7 +38,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const evictChunk = num(flags, 'evict-chunk', { int: true, min: 1 });
   parsePolicy(cache, { evictChunk });
   const speculate = speculateFlags(flags);
-  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  const model = await loadCliModel(m);
   try {
     const promptIds = model.encode(prompt);
     const maxTokens = promptIds.length + maxNewTokens + 1;

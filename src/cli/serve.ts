@@ -3,18 +3,17 @@ import { readFileSync } from 'node:fs';
 import { parsePolicy } from '../cache/policy.js';
 import { DEFAULT_CHAT_CACHE } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
-import { loadModel } from '../model.js';
 import { parseApiKeys } from '../server/auth.js';
 import { startServer } from '../server/http.js';
 import { openStore, parseStoreSpec } from '../server/store/open.js';
 import type { SessionStore } from '../server/store/types.js';
 import { num, parseFlags, str } from './args.js';
 import { SPECULATE_FLAGS, SPECULATE_HELP, speculateFlags } from './speculate.js';
-import { MODEL_FLAGS, MODEL_HELP, modelFlags, plural } from './common.js';
+import { MODEL_FLAGS, MODEL_HELP, modelFlags, plural, loadCliModel } from './common.js';
 import { readTextFile } from './files.js';
 
 const HELP = `usage: streamlm serve [--model DIR] [--port 8080] [--host 127.0.0.1] [--cache ${DEFAULT_CHAT_CACHE}]
-                     [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0]
+                     [--max-sessions 8] [--max-tokens 256] [--threads N] [--dtype auto|f32|q8_0|q6_K|q5_K|q4_K|q4_0]
                      [--model-id ID] [--chat-template FILE] [--max-body-bytes 1048576] [--evict-chunk C]
                      [--cors-origin ORIGIN[,ORIGIN...]|*] [--speculate MODE] [--draft K]
                      [--session-store dir:PATH|redis://HOST:PORT[/DB]] [--session-ttl S] [--session-lock-ms 10000]
@@ -75,7 +74,7 @@ export async function runServe(argv: string[]): Promise<void> {
   const lockMs = num(flags, 'session-lock-ms', { int: true, min: 300 });
   const storeSpec = storeFlag === undefined ? undefined : parseStoreSpec(storeFlag);
 
-  const model = await loadModel(m.dir, { threads: m.threads, dtype: m.dtype });
+  const model = await loadCliModel(m);
   let srv;
   let store: SessionStore | undefined;
   try {

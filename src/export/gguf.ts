@@ -16,7 +16,7 @@ import { parseHParams } from '../models/registry.js';
 import { openModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { f16BitsToF32, f32ToF16Bits } from '../runtime/quant/f16.js';
-import { chooseType, quantizeRow, quantType, rowBytes } from '../runtime/quant/index.js';
+import { chooseOutputType, chooseType, quantizeRow, quantType, rowBytes } from '../runtime/quant/index.js';
 import { vocabFromHf, type GgufVocab } from './gguf-vocab.js';
 
 /** Weight precision of the exported file. Norms and other 1-D tensors stay f32, as in llama.cpp's convert. */
@@ -28,6 +28,11 @@ export const GGUF_TYPES: readonly GgufDtype[] = ['f32', 'f16', 'q8_0', 'q6_K', '
 export interface ExportGgufOptions {
   /** Precision of 2-D weights. Default 'f32'. */
   dtype?: GgufDtype;
+  /**
+   * Per-tensor types that replace `dtype` for 2-D weights whose GGUF name matches (first match
+   * wins), e.g. llama.cpp-style mixes or error attribution in bench/gguf-ppl.ts. Fallback still applies.
+   */
+  overrides?: { pattern: RegExp; dtype: GgufDtype }[];
   /** Called after each tensor is written. */
   onTensor?: (name: string, done: number, total: number) => void;
 }
@@ -220,9 +225,10 @@ function bytesOf(type: number, n: number, cols: number): number {
   return (n / cols) * rowBytes(quantType(type), cols);
 }
 
-function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string, fallbacks: ExportGgufResult['fallbacks']): Plan[] {
+function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtype, file: string, fallbacks: ExportGgufResult['fallbacks'],
+  overrides: { pattern: RegExp; dtype: GgufDtype }[] = []): Plan[] {
   const out: Plan[] = [];
-  const add = (hf: string, name: string, opts: { optional?: boolean; permuteHeads?: number } = {}): void => {
+  const add = (hf: string, name: string, opts: { optional?: boolean; permuteHeads?: number; output?: boolean } = {}): void => {
     const src = tensors.get(hf);
     if (!src) {
       if (opts.optional) return;
@@ -231,15 +237,17 @@ function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtyp
     const n = src.shape.reduce((a, b) => a * b, 1);
     const cols = src.shape[src.shape.length - 1];
     let type: number = GgmlType.F32;
-    if (src.shape.length >= 2 && dtype !== 'f32') {
+    const want = overrides.find((o) => o.pattern.test(name))?.dtype ?? dtype;
+    if (src.shape.length >= 2 && want !== 'f32') {
       // Rows that cannot hold the blocks fall back per tensor, as llama.cpp does (chooseType).
-      const choice = chooseType(dtype, cols);
+      const choice = opts.output && want === dtype ? chooseOutputType(want, cols) : chooseType(want, cols);
       type = choice.type.id;
       if (choice.fallback) fallbacks.push({ name, reason: choice.reason });
     }
     out.push({ name, shape: src.shape, type, bytes: bytesOf(type, n, cols), src, permuteHeads: opts.permuteHeads });
   };
-  add('model.embed_tokens.weight', 'token_embd.weight');
+  // A tied head is token_embd itself: it gets the output's type (chooseOutputType), as in llama.cpp.
+  add('model.embed_tokens.weight', 'token_embd.weight', { output: dims.tied });
   for (let l = 0; l < dims.layers; l++) {
     const p = `model.layers.${l}.`, b = `blk.${l}.`;
     add(p + 'input_layernorm.weight', b + 'attn_norm.weight');
@@ -259,7 +267,7 @@ function plan(dims: LlamaDims, tensors: Map<string, TensorInfo>, dtype: GgufDtyp
   }
   add('model.norm.weight', 'output_norm.weight');
   // Tied checkpoints have no lm_head: llama.cpp then reuses token_embd, as we do.
-  if (!dims.tied) add('lm_head.weight', 'output.weight', { optional: dims.tied });
+  if (!dims.tied) add('lm_head.weight', 'output.weight', { output: true });
   for (const p of out) {
     const s = p.src.shape;
     const want = expectShape(p.name, dims);
@@ -443,7 +451,10 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
   if (!(dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(dtype)} (${GGUF_TYPES.join(', ')})`, { field: 'dtype' });
   const { dims, tensors } = readDims(hfDir);
   const fallbacks: ExportGgufResult['fallbacks'] = [];
-  const plans = plan(dims, tensors, dtype, hfDir, fallbacks);
+  for (const o of opts.overrides ?? []) {
+    if (!(o.dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(o.dtype)} for ${String(o.pattern)} (${GGUF_TYPES.join(', ')})`, { field: 'overrides' });
+  }
+  const plans = plan(dims, tensors, dtype, hfDir, fallbacks, opts.overrides);
   const types: Record<string, number> = {};
   for (const p of plans) { const t = quantType(p.type).name; types[t] = (types[t] ?? 0) + 1; }
 

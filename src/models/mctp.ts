@@ -122,6 +122,7 @@ export class MctpHeads {
     const draftIds = new Int32Array(rankBytes.buffer, 0, Nd).slice();
     if (draftIds.some((id) => id < 0 || id >= hp.vocabSize)) throw new StreamlmError(`draft_vocab_rank holds ids outside the vocabulary [0, ${hp.vocabSize})`, { file: path, field: 'draft_vocab_rank' });
     const sb = wl.embedding('step_bias', K, H);
+    if (sb.dtype === 'block') throw new StreamlmError('step_bias must be a float tensor', { file, field: 'step_bias' });
     const w: MctpWeights = {
       eNorm: wl.vector('e_norm.weight', H), attnNorm: wl.vector('attn_norm.weight', H), ffnNorm: wl.vector('ffn_norm.weight', H),
       fcE: wl.linear([{ name: 'fc_e.weight' }], H, null, [H]),

@@ -114,7 +114,8 @@ export class Transformer {
   /** Gathers the embeddings of the M token ids at `ids` (i32) into `out` (M x hidden f32), whatever the table's layout. */
   embed(out: number, ids: number, M: number): void {
     const e = this.w.embed, H = this.hp.hiddenSize;
-    if (e.packed) this.rt.k.embed_packed(out, e.table, ids, M, H, e.rows, EMBED_KIND[e.dtype]);
+    if (e.dtype === 'block') this.rt.k.embed_q(out, e.table, ids, M, H, e.ggmlType);
+    else if (e.packed) this.rt.k.embed_packed(out, e.table, ids, M, H, e.rows, EMBED_KIND[e.dtype]);
     else this.rt.k[EMBED[e.dtype]](out, e.table, ids, M, H);
   }
 

@@ -3,13 +3,17 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
-import { dequantizeRow, quantType, rowBytes, QUANT_MATMUL } from '../runtime/quant/index.js';
+import { chooseOutputType, chooseType, dequantizeRow, quantizeRow, quantType, rowBytes, QUANT_MATMUL, type TypeChoice } from '../runtime/quant/index.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
 import type { DenseLinear, Linear, LowRankLinear } from './linear.js';
 import type { HParams } from './config.js';
 
-/** What the user asks for: keep the checkpoint's dtype, or convert. */
-export type LoadDType = 'auto' | 'f32' | 'q8_0';
+/** What the user asks for: keep the checkpoint's dtype, or convert (q8_0 planar, or a GGML block type). */
+export type LoadDType = 'auto' | 'f32' | 'q8_0' | BlockLoadDType;
+/** Block types a float checkpoint can be quantized to at load, by our own quantizer (src/runtime/quant). */
+export type BlockLoadDType = 'q4_0' | 'q4_K' | 'q5_K' | 'q6_K';
+const BLOCK_TARGETS: readonly string[] = ['q4_0', 'q4_K', 'q5_K', 'q6_K'] satisfies BlockLoadDType[];
+const isBlockTarget = (t: LoadDType): t is BlockLoadDType => BLOCK_TARGETS.includes(t);
 
 /**
  * How low-rank blocks run (docs/lowrank.md): `materialized` through the GEMMs (x·Aᵀ then ·Bᵀ),
@@ -44,12 +48,17 @@ export interface ModelWeights {
 }
 
 
-/** An embedding table kept in the checkpoint's dtype, gathered row by row to f32. */
-export interface Embedding {
-  dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number;
-  /** Packed in place for the tied head's GEMV (r4 for f32, h4 for f16/bf16); gathered by embed_packed. */
-  packed?: boolean;
-}
+/**
+ * An embedding table kept in the checkpoint's dtype, gathered row by row to f32: a float dtype, or
+ * `block` with the GGML type id `ggmlType` (gathered by the embed_q kernel, rows as the file stores them).
+ */
+export type Embedding =
+  | {
+    dtype: 'f32' | 'f16' | 'bf16'; table: number; rows: number; dim: number;
+    /** Packed in place for the tied head's GEMV (r4 for f32, h4 for f16/bf16); gathered by embed_packed. */
+    packed?: boolean;
+  }
+  | { dtype: 'block'; ggmlType: number; table: number; rows: number; dim: number };
 
 /** Rows taken from one checkpoint tensor, optionally reordered (fused QKV layouts differ per family). */
 export interface RowSource { name: string; rowMap?: Int32Array }
@@ -70,6 +79,9 @@ function blockKernel(dtype: string): { type: ReturnType<typeof quantType>; matmu
 export class WeightLoader {
   /** Weight bytes resident in wasm memory. */
   bytes = 0;
+
+  /** For a block `target`: the type each quantized linear got (with llama.cpp's fallbacks), for the load summary. */
+  readonly choices: { name: string; choice: TypeChoice }[] = [];
 
   /** The checkpoint's low-rank section, or null for a dense checkpoint. */
   readonly lowrank: LowRankSpec | null;
@@ -110,8 +122,16 @@ export class WeightLoader {
 
   embedding(name: string, rows: number, dim: number): Embedding {
     const t = this.info(name, [rows, dim]);
+    const block = t.dtype in DTYPE_BYTES ? null : blockKernel(t.dtype);
+    if (block && rowBytes(block.type, dim) * rows === t.byteLength) {
+      // Kept in its blocks; embed_q dequantizes the gathered rows, and a tied head runs on the block kernel.
+      const table = this.rt.alloc(t.byteLength);
+      readTensorBytes(t, this.rt.u8(table, t.byteLength));
+      this.bytes += t.byteLength;
+      return { dtype: 'block', ggmlType: block.type.id, table, rows, dim };
+    }
     if (!(t.dtype in DTYPE_BYTES)) {
-      // No block gather kernel: the table is expanded once to f32 (exact: d·q fits an f32).
+      // A type with no kernel: the table is expanded once to f32 (exact: d·q fits an f32).
       const table = this.rt.alloc(rows * dim * 4);
       this.rowsToF32(t, table, rows, dim);
       this.bytes += rows * dim * 4;
@@ -127,9 +147,9 @@ export class WeightLoader {
    * One matrix from the row-concatenation of `parts` (each [n_i, K]); `biases` likewise, or null.
    * Fusing Q/K/V and gate/up into one matrix halves the thread dispatches per layer.
    */
-  linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[]): Linear {
+  linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[], output = false): Linear {
     if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
-    let lin = this.matrix(parts, K, rowsOf, this.target);
+    let lin = this.matrix(parts, K, rowsOf, this.target, output);
     // Whole f32 linears go to 4-row groups for the GEMV, f16/bf16 ones to the h4 twin of that layout.
     // Never low-rank factors (the FlashSVD kernels read rows; they come through matrix()) nor a tied
     // head (the embedding gather reads rows).
@@ -147,9 +167,19 @@ export class WeightLoader {
    * Q4_0/Q4_K/... tensor) would become a `BlockLinear` here, rows copied as stored and its kernel
    * taken from the block table in src/runtime/quant/; the forward pass needs no change for it.
    */
-  private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType): Linear {
+  private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType, output = false): Linear {
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
     const N = rowsOf.reduce((a, b) => a + b, 0);
+    if (isBlockTarget(target)) {
+      // The same per-tensor rules as `streamlm quantize`: fall back where rows cannot hold the
+      // blocks, and the output projection keeps q6_K (chooseOutputType). Fused parts share K.
+      const choice = output ? chooseOutputType(target, K) : chooseType(target, K);
+      this.choices.push({ name: parts.map((p) => p.name).join('+'), choice });
+      const t = choice.type.name;
+      if (t === 'q8_0') return this.matrix(parts, K, rowsOf, 'q8_0');
+      if (!QUANT_MATMUL[t]) return this.matrix(parts, K, rowsOf, 'f32');
+      return this.quantizedMatrix(parts, infos, K, rowsOf, choice.type);
+    }
     const same = infos.every((t) => t.dtype === infos[0].dtype);
     let lin: Linear;
     // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for.
@@ -197,12 +227,35 @@ export class WeightLoader {
     return lin;
   }
 
+  /**
+   * Float rows quantized by our own quantizer into `type`'s blocks, part by part through an f32
+   * staging buffer (one part at a time, so the peak is one tensor in f32). Load time only.
+   */
+  private quantizedMatrix(parts: RowSource[], infos: TensorInfo[], K: number, rowsOf: number[], type: ReturnType<typeof quantType>): Linear {
+    const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(type, K);
+    const w = this.rt.alloc(N * rb);
+    for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) {
+      const mark = this.rt.mark();
+      const tmp = this.rt.alloc(rowsOf[i] * K * 4);
+      this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
+      const x = this.rt.f32(tmp, rowsOf[i] * K), out = this.rt.u8(w + row * rb, rowsOf[i] * rb);
+      for (let r = 0; r < rowsOf[i]; r++) quantizeRow(type, x.subarray(r * K, (r + 1) * K), out.subarray(r * rb, (r + 1) * rb));
+      this.rt.release(mark);
+    }
+    this.bytes += N * rb;
+    return { kind: 'block', type: type.name, op: QUANT_MATMUL[type.name]!.matmul, w, bias: 0, N, K };
+  }
+
   /** The output projection: its own tensor, or the embedding table reused when tied. */
   lmHead(hp: HParams, embedName: string, headName: string, embed: Embedding): Linear {
     const H = hp.hiddenSize;
-    if (!hp.tieWordEmbeddings) return this.linear([{ name: headName }], H, null, [hp.vocabSize]);
+    if (!hp.tieWordEmbeddings) return this.linear([{ name: headName }], H, null, [hp.vocabSize], true);
     // A tied head in another dtype than the table needs its own converted copy.
-    if (this.target !== 'auto' && this.target !== embed.dtype) return this.linear([{ name: embedName }], H, null, [hp.vocabSize]);
+    if (this.target !== 'auto' && this.target !== embed.dtype) return this.linear([{ name: embedName }], H, null, [hp.vocabSize], true);
+    if (embed.dtype === 'block') {
+      const k = blockKernel(quantType(embed.ggmlType).name)!;
+      return { kind: 'block', type: k.type.name, op: k.matmul, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
+    }
     const head: DenseLinear = { kind: 'dense', dtype: embed.dtype, w: embed.table, bias: 0, N: hp.vocabSize, K: H };
     // The shared table is packed for the head's GEMV too; the embedding then gathers from the packed rows.
     if (embed.rows !== hp.vocabSize) return head;

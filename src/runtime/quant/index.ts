@@ -100,6 +100,21 @@ export function chooseType(requested: TypeArg, rowWidth: number): TypeChoice {
 }
 
 /**
+ * llama.cpp's rule for the output projection (and for token_embd when the head is tied to it, as
+ * the same tensor then serves both): below 8 bits it is stored as q6_K, or q8_0 when its rows
+ * cannot hold super-blocks, because the logits are the most sensitive product of the model. f32,
+ * f16, bf16 and q8_0 requests keep their type. On the shipped tied 8M models this tensor alone cost
+ * +0.6% of perplexity at q5_K (docs/benchmarks.md).
+ */
+export function chooseOutputType(requested: TypeArg, rowWidth: number): TypeChoice {
+  const t = resolve(requested);
+  if (['f32', 'f16', 'bf16', 'q8_0', 'q6_K'].includes(t.name)) return chooseType(t, rowWidth);
+  const to = quantType(rowWidth % QK_K === 0 ? 'q6_K' : 'q8_0');
+  if (rowWidth % to.blockElems !== 0) return chooseType('f16', rowWidth);
+  return { type: to, fallback: true, reason: `the output projection keeps more bits (llama.cpp's rule): stored as ${to.name}` };
+}
+
+/**
  * One line for a quantize summary: how many tensors got the requested type and which fell back to
  * what, e.g. "q4_K: 50 tensors; 8 fell back (row width 576 is not a multiple of q4_K's super-blocks
  * of 256): q5_0 for blk.0.ffn_down.weight, ...".

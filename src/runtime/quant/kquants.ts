@@ -12,7 +12,7 @@
 // ql[64h ..], qh[32h ..] and sc[8h ..]: element l (< 32) of quarter r takes the low (r even) or high
 // (r odd) nibble of ql[l + 32·(r & 1)] and bits 2r..2r+1 of qh[l]; its scale is sc[l/16 + 2r].
 import { f16BitsToF32, f32ToF16Bits, roundF16 } from './f16.js';
-import { rint, searchAffine, searchSymmetric } from './search.js';
+import { importance, rint, searchAffine, searchMode, searchSymmetric } from './search.js';
 import { QK_K } from './types.js';
 
 const f32 = Math.fround;
@@ -63,36 +63,82 @@ export function dequantQ45K(bits: 4 | 5, src: Uint8Array, k: number, out: Float3
   }
 }
 
+/** Squared error of sub-block x[o .. o+n) coded as dj·q − mj, q = RTN in [0, qmax]; codes to `q` when given. */
+function affineErr(x: Float32Array, o: number, n: number, dj: number, mj: number, qmax: number, w: Float64Array, wo: number,
+  q?: Int32Array): number {
+  let err = 0;
+  for (let l = 0; l < n; l++) {
+    const c = dj ? Math.max(0, Math.min(qmax, rint((x[o + l] + mj) / dj))) : 0;
+    const e = x[o + l] - f32(f32(dj * c) - mj);
+    err += w[wo + l] * e * e;
+    if (q) q[l] = c;
+  }
+  return err;
+}
+
 /**
  * q4_K / q5_K: per 32-sub-block an affine search (offset <= 0), then the sub-block scales and
- * offsets to 6 bits against super-block scales max/63 (stored f16), then the codes again from the
- * stored scales, so what is written is what round-to-nearest gives for them.
+ * offsets to 6 bits against super-block scales (stored f16). Rounding the sub-block scales to 6 bits
+ * costs as much as the codes' own rounding on sub-blocks far below the super-block's largest, so
+ * three refinement rounds follow: each integer scale and offset tries its neighbours ±1 (codes
+ * re-rounded for each, lowest squared error kept), then the two super-block scales are refit by
+ * least squares over the whole super-block for those codes (x ≈ D·sc·q − Dm·m is linear in D, Dm).
+ * What is written is what round-to-nearest gives for the stored scales.
  */
 export function quantQ45K(bits: 4 | 5, src: Float32Array, dst: Uint8Array): void {
   const bytes = bits === 4 ? 144 : 176, qs0 = bits === 4 ? 16 : 48, qmax = (1 << bits) - 1;
   const q = new Int32Array(32), s = new Float64Array(8), mneg = new Float64Array(8);
-  const sc = new Int32Array(8), mn = new Int32Array(8), codes = new Int32Array(QK_K);
+  const sc = new Int32Array(8), mn = new Int32Array(8), codes = new Int32Array(QK_K), w = new Float64Array(QK_K);
   for (let b = 0; b < src.length / QK_K; b++) {
     const o = b * bytes, x0 = b * QK_K;
     dst.fill(0, o, o + bytes);
+    importance(src, x0, QK_K, w);
     let smax = 0, mmax = 0;
     for (let j = 0; j < 8; j++) {
-      const [d, m] = searchAffine(src, x0 + 32 * j, 32, qmax, true, q);
+      const [d, m] = searchAffine(src, x0 + 32 * j, 32, qmax, true, q, w.subarray(32 * j));
       s[j] = d; mneg[j] = -m;
       smax = Math.max(smax, d); mmax = Math.max(mmax, -m);
     }
-    const D = roundF16(smax / 63), Dm = roundF16(mmax / 63);
-    putF16(dst, o, D); putF16(dst, o + 2, Dm);
+    let D = roundF16(smax / 63), Dm = roundF16(mmax / 63);
     for (let j = 0; j < 8; j++) {
       sc[j] = D ? Math.min(63, rint(s[j] / D)) : 0;
       mn[j] = Dm ? Math.min(63, rint(mneg[j] / Dm)) : 0;
     }
+    for (let round = 0; round < (searchMode.plain ? 0 : 3); round++) {
+      for (let j = 0; j < 8; j++) {
+        let best = affineErr(src, x0 + 32 * j, 32, f32(D * sc[j]), f32(Dm * mn[j]), qmax, w, 32 * j), bs = sc[j], bm = mn[j];
+        for (let ds = -1; ds <= 1; ds++) {
+          for (let dm = -1; dm <= 1; dm++) {
+            const cs = sc[j] + ds, cm = mn[j] + dm;
+            if ((ds === 0 && dm === 0) || cs < 0 || cs > 63 || cm < 0 || cm > 63) continue;
+            const e = affineErr(src, x0 + 32 * j, 32, f32(D * cs), f32(Dm * cm), qmax, w, 32 * j);
+            if (e < best) { best = e; bs = cs; bm = cm; }
+          }
+        }
+        sc[j] = bs; mn[j] = bm;
+      }
+      // Least-squares D, Dm for these codes: x ≈ D·a − Dm·c with a = sc·q, c = m.
+      let aa = 0, ac = 0, cc = 0, xa = 0, xc = 0, before = 0;
+      for (let j = 0; j < 8; j++) {
+        before += affineErr(src, x0 + 32 * j, 32, f32(D * sc[j]), f32(Dm * mn[j]), qmax, w, 32 * j, q);
+        for (let l = 0; l < 32; l++) {
+          const a = sc[j] * q[l], c = mn[j], x = src[x0 + 32 * j + l], wl = w[32 * j + l];
+          aa += wl * a * a; ac += wl * a * c; cc += wl * c * c; xa += wl * x * a; xc += wl * x * c;
+        }
+      }
+      const det = aa * cc - ac * ac;
+      if (det <= 0) break;
+      const nD = roundF16((xa * cc - xc * ac) / det), nDm = roundF16(-(xc * aa - xa * ac) / det);
+      if (!(nD > 0) || nDm < 0) break;
+      let after = 0;
+      for (let j = 0; j < 8; j++) after += affineErr(src, x0 + 32 * j, 32, f32(nD * sc[j]), f32(nDm * mn[j]), qmax, w, 32 * j);
+      if (after < before) { D = nD; Dm = nDm; }
+    }
+    putF16(dst, o, D); putF16(dst, o + 2, Dm);
     packScales6(dst, o + 4, sc, mn);
     for (let j = 0; j < 8; j++) {
-      const dj = f32(D * sc[j]), mj = f32(Dm * mn[j]);
-      for (let l = 0; l < 32; l++) {
-        codes[32 * j + l] = dj ? Math.max(0, Math.min(qmax, rint((src[x0 + 32 * j + l] + mj) / dj))) : 0;
-      }
+      affineErr(src, x0 + 32 * j, 32, f32(D * sc[j]), f32(Dm * mn[j]), qmax, w, 32 * j, q);
+      codes.set(q, 32 * j);
     }
     for (let i = 0; i < 4; i++) {
       for (let l = 0; l < 32; l++) {

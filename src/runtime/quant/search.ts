@@ -17,7 +17,21 @@ const SYM_STEPS = [0, -0.25, 0.25, -0.5, 0.5, -0.75, 0.75, 1];
  * (ggml's *_ref rule for the 32-blocks): the baseline docs/quant.md compares against. Never set in
  * the engine; bench/quant-error.ts flips it.
  */
-export const searchMode = { plain: false };
+export const searchMode = { plain: false, weighted: true };
+
+/**
+ * Importance of each element of x[off .. off+n) for the error the searches minimise: rms + |x|,
+ * with rms over the whole span. Large weights move a row's dot products most, so they get their
+ * codes most exactly; every element still counts (ggml's k-quant reference quantizers weight the
+ * same way, without a calibration set). All ones when `searchMode.weighted` is off.
+ */
+export function importance(x: ArrayLike<number>, off: number, n: number, w: Float64Array): Float64Array {
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += x[off + i] * x[off + i];
+  const rms = Math.sqrt(ss / n);
+  for (let i = 0; i < n; i++) w[i] = searchMode.weighted ? rms + Math.abs(x[off + i]) : 1;
+  return w;
+}
 
 /**
  * Symmetric codes q in [qmin, qmax] (qmin = −qmax − 1) with x ≈ d·q for x[off .. off+n).
@@ -55,8 +69,8 @@ export function searchSymmetric(x: ArrayLike<number>, off: number, n: number, qm
   return bestD;
 }
 
-/** Range shrink factors tried for the affine search (1 = plain min/max RTN). */
-const AFF_STEPS = [0, -0.3, 0.3, -0.6, 0.6, -0.9, 0.9, -1.2];
+/** Code-range stretches tried for the affine search (0 = plain min/max RTN): −1.2 .. 1 by 0.1. */
+const AFF_STEPS = Array.from({ length: 23 }, (_, i) => (i - 12) / 10);
 
 /**
  * Affine codes q in [0, qmax] with x ≈ d·q + m for x[off .. off+n). With `minAtMostZero` (k-quants
@@ -64,7 +78,7 @@ const AFF_STEPS = [0, -0.3, 0.3, -0.6, 0.6, -0.9, 0.9, -1.2];
  * returns [d, m].
  */
 export function searchAffine(x: ArrayLike<number>, off: number, n: number, qmax: number, minAtMostZero: boolean,
-  q: Int32Array): [number, number] {
+  q: Int32Array, w: ArrayLike<number> = importance(x, off, n, new Float64Array(n))): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (let i = 0; i < n; i++) { const v = x[off + i]; if (v < lo) lo = v; if (v > hi) hi = v; }
   if (minAtMostZero && lo > 0) lo = 0;
@@ -72,22 +86,29 @@ export function searchAffine(x: ArrayLike<number>, off: number, n: number, qmax:
   let bestErr = Infinity, bestD = 0, bestM = lo;
   const cand = new Int32Array(n);
   for (const s of searchMode.plain ? [] : AFF_STEPS) {
-    const id = (qmax + s) / (hi - lo);
-    let sq = 0, sqq = 0, sx = 0, sxq = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[off + i];
-      const c = Math.max(0, Math.min(qmax, rint((v - lo) * id)));
-      cand[i] = c; sq += c; sqq += c * c; sx += v; sxq += v * c;
+    let id = (qmax + s) / (hi - lo), base = lo;
+    // RTN codes, least-squares (d, m) for them, then codes again from that fit: up to 3 times.
+    for (let it = 0; it < 3; it++) {
+      let sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0, changed = false;
+      for (let i = 0; i < n; i++) {
+        const v = x[off + i], wi = w[i];
+        const c = Math.max(0, Math.min(qmax, rint((v - base) * id)));
+        if (c !== cand[i]) changed = true;
+        cand[i] = c; sw += wi; sq += wi * c; sqq += wi * c * c; sx += wi * v; sxq += wi * v * c;
+      }
+      if (it > 0 && !changed) break;
+      // Weighted least squares for x ≈ d·c + m.
+      const det = sw * sqq - sq * sq;
+      if (det <= 0) break;
+      let d = (sw * sxq - sq * sx) / det;
+      let m = (sx - d * sq) / sw;
+      if (minAtMostZero && m > 0) { m = 0; d = sxq / sqq; }
+      if (d <= 0) break;
+      let err = 0;
+      for (let i = 0; i < n; i++) { const e = x[off + i] - d * cand[i] - m; err += w[i] * e * e; }
+      if (err < bestErr) { bestErr = err; bestD = d; bestM = m; q.set(cand.subarray(0, n)); }
+      id = 1 / d; base = m;
     }
-    const det = n * sqq - sq * sq;
-    if (det <= 0) continue;
-    let d = (n * sxq - sq * sx) / det;
-    let m = (sx - d * sq) / n;
-    if (minAtMostZero && m > 0) { m = 0; d = sxq / sqq; }
-    if (d <= 0) continue;
-    let err = 0;
-    for (let i = 0; i < n; i++) { const e = x[off + i] - d * cand[i] - m; err += e * e; }
-    if (err < bestErr) { bestErr = err; bestD = d; bestM = m; q.set(cand.subarray(0, n)); }
   }
   if (searchMode.plain || bestErr === Infinity) { // the baseline, or degenerate: fall back to plain min/max RTN
     bestD = (hi - lo) / qmax; bestM = lo;

@@ -1,10 +1,10 @@
 /**
- * bench/matmul-small.ts — CPU ms of one packed half-precision linear for M = 1 (the decode GEMV),
- * and for M rows through the few-row kernel (matmul_*h4_small) and through the prefill path
- * (matmul_*h4, which widens blocks to f32 and runs the GEMM), in alternating rounds, 1 thread, on the
+ * bench/matmul-small.ts — CPU ms of one packed half-precision bf16 linear for M = 1 (the decode GEMV),
+ * and for M rows through the few-row kernel (matmul_bf16h4_small) and through the prefill path
+ * (matmul_bf16h4, which widens blocks to f32 and runs the GEMM), in alternating rounds, 1 thread, on the
  * linear shapes of models/novels-8m-sink (assumed fused qkv and gate|up) (hidden 256, FFN 576, vocab 8192).
  *
- *   node --import tsx bench/matmul-small.ts [--rows 5] [--dtype bf16|f16] [--rounds 5]
+ *   node --import tsx bench/matmul-small.ts [--rows 5] [--rounds 5]
  */
 import { Runtime } from '../src/runtime/runtime.js';
 import type { ParallelOp } from '../src/runtime/kernels.js';
@@ -14,10 +14,10 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
 }
 const M = Number(arg('rows', '5')), rounds = Number(arg('rounds', '5'));
-const dtype = arg('dtype', 'bf16') as 'bf16' | 'f16';
+const dtype = 'bf16';
 const SHAPES: [number, number][] = [[256, 768], [256, 256], [256, 1152], [576, 256], [256, 8192]];   // [K, N]
 const rt = await Runtime.create({ threads: 1 });
-const ops: Record<'gemv' | 'small' | 'big', ParallelOp> = { gemv: `matmul_${dtype}h4`, small: `matmul_${dtype}h4_small`, big: `matmul_${dtype}h4` };
+const ops: Record<'gemv' | 'small' | 'big', ParallelOp> = { gemv: 'matmul_bf16h4', small: 'matmul_bf16h4_small', big: 'matmul_bf16h4' };
 const layers = SHAPES.map(([K, N]) => {
   const w = rt.alloc(N * K * 2), x = rt.alloc(M * K * 4), out = rt.alloc(M * N * 4);
   const u = rt.u8(w, N * K * 2);

@@ -1,5 +1,5 @@
-// The few-row kernels (src/kernels/matmul_small.ts) that a speculative verify runs: each packed h4
-// (f16/bf16) weight group widened once for M = 2..8 x rows. Against a float64 reference from the
+// The few-row kernel (src/kernels/matmul_small.ts) that a speculative verify runs: each packed h4
+// bf16 weight group widened once for M = 2..8 x rows. Against a float64 reference from the
 // stored half values, |got - ref| <= 1e-5 · (Σ|terms| + |ref|), 1 and 2 threads, with and without
 // bias, with rows past the last group of 4 (N % 4 != 0).
 import { test, before, after } from 'node:test';
@@ -39,8 +39,8 @@ function put(rt: Runtime, a: Float32Array | Uint16Array): number {
 
 const SHAPES: [number, number][] = [[8, 4], [64, 13], [256, 30], [904, 41]];   // [K, N]
 
-for (const kind of ['f16', 'bf16'] as const) {
-  const op = kind === 'f16' ? 'matmul_f16h4_small' : 'matmul_bf16h4_small';
+for (const kind of ['bf16'] as const) {
+  const op = 'matmul_bf16h4_small';
   test(`${op} matches the float64 reference for M = 2..8 (1 and 2 threads)`, () => {
     for (const rt of rts) for (let M = 2; M <= 8; M++) for (const [K, N] of SHAPES) for (const withBias of [false, true]) {
       const mark = rt.mark();

@@ -5,10 +5,12 @@
 // On novels-8m-sink's shapes (1 thread) 5 rows cost about 3.5x one decode GEMV against about 4x
 // by the prefill path: the GEMV is bound by arithmetic, not by reading the weights, so sharing the
 // loads saves only the widening (docs/benchmarks.md). The r4 (f32) twin of this kernel lost to
-// matmul_f32r4's two-row tiles and was dropped. Parallel over groups of four rows, like the GEMV.
+// matmul_f32r4's two-row tiles, and the f16 entry lost to the prefill path (f16 widening costs more
+// per row; 3.5x against 2.2x a GEMV): both entries were dropped (the
+// F16 branches of the helpers are kept, compiled out). Parallel over groups of four rows, like the GEMV.
 import { reduce4, scratchPtr, scratchBytes } from './simd';
 import { F16, BF16, F16_X_SCALE, F16_SUM_SCALE, f16Even, f16Odd, deinterleave, dot1, store1, store4 } from './matmul';
-import { matmul_f16h4, matmul_bf16h4 } from './matmul_h4';
+import { matmul_bf16h4 } from './matmul_h4';
 
 /** Even (lanes 0,2,4,6) or odd halves of the 8 in v, widened to f32 (f16 times 2^-56, see matmul.ts). */
 // @ts-ignore: decorator
@@ -106,12 +108,6 @@ import { matmul_f16h4, matmul_bf16h4 } from './matmul_h4';
       store1(out + <usize>m * ldo + (<usize>n << 2), dot1(kind, x + <usize>m * ldx, w + <usize>n * ldw, K), bias ? bias + (<usize>n << 2) : 0);
     }
   }
-}
-
-/** f16 weights in the h4 layout; more rows than fit the scratch go to matmul_f16h4. */
-export function matmul_f16h4_small(out: usize, x: usize, w: usize, bias: usize, M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
-  if (<usize>M * (<usize>K << 2) > scratchBytes) matmul_f16h4(out, x, w, bias, M, K, N, tid, nth);
-  else matmulSmall(F16, out, x, w, bias, M, K, N, tid, nth);
 }
 
 /** bf16 weights in the h4 layout; more rows than fit the scratch go to matmul_bf16h4. */

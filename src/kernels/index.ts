@@ -3,6 +3,7 @@ export { set_scratch } from './simd';
 export { matmul_f32, matmul_f16, matmul_bf16 } from './matmul';
 export { pack_f32r4, matmul_f32r4 } from './matmul_r4';
 export { pack_h4, matmul_f16h4, matmul_bf16h4 } from './matmul_h4';
+export { matmul_bf16h4_small } from './matmul_small';
 export { quantize_q8, matmul_q8 } from './q8';
 export { matmul_q4_0, matmul_q4_1, matmul_q5_0, matmul_q5_1, matmul_q8_0 } from './q32';
 export { quantize_q8_K, matmul_q4_K, matmul_q5_K, matmul_q6_K } from './qk';

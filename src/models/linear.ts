@@ -51,6 +51,8 @@ export interface LinearScratch { xq: number; xs: number }
 
 const MATMUL = { f32: 'matmul_f32', f16: 'matmul_f16', bf16: 'matmul_bf16' } as const;
 const MATMUL_H4 = { f16: 'matmul_f16h4', bf16: 'matmul_bf16h4' } as const;
+/** Up to this many rows (a speculative verify's K+1), bf16 h4 weights are widened once for all rows (matmul_small.ts; f16 does not pay). */
+const SMALL_M = 8;
 
 type Runner<L extends Linear> = (rt: Runtime, out: number, x: number, lin: L, M: number, s: LinearScratch, self: LinearFn) => void;
 /** How a linear is run; the transformer passes its own (observable) method as `self` for the parts of a low-rank linear. */
@@ -59,7 +61,7 @@ export type LinearFn = (out: number, x: number, lin: Linear, M: number, xq: numb
 const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } = {
   dense: (rt, out, x, lin, M) => rt.run(MATMUL[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
   f32r4: (rt, out, x, lin, M) => rt.run('matmul_f32r4', [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
-  h4: (rt, out, x, lin, M) => rt.run(MATMUL_H4[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
+  h4: (rt, out, x, lin, M) => rt.run(lin.dtype === 'bf16' && M > 1 && M <= SMALL_M ? 'matmul_bf16h4_small' : MATMUL_H4[lin.dtype], [out, x, lin.w, lin.bias, M, lin.K, lin.N]),
   q8_0: (rt, out, x, lin, M, s) => {
     rt.k.quantize_q8(s.xq, s.xs, x, M, lin.K);
     rt.run('matmul_q8', [out, s.xq, s.xs, lin.w, lin.ws, lin.bias, M, lin.K, lin.N]);

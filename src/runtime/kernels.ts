@@ -38,6 +38,7 @@ export interface Kernels {
   pack_h4(w: P, N: number, K: number): number;
   matmul_f16h4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   matmul_bf16h4(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
+  matmul_bf16h4_small(out: P, x: P, w: P, bias: P, M: number, K: number, N: number, tid: number, nth: number): void;
   // GGML block formats (src/kernels/q32.ts, qk.ts; table in src/runtime/quant/kernels.ts).
   quantize_q8_K(xq: P, xs: P, x: P, M: number, K: number): void;
   /** Embedding gather from a block-type table (src/kernels/qdequant.ts); 0 if `type` is not a block type. */
@@ -76,6 +77,7 @@ export const PARALLEL_OPS = {
   matmul_q6_K: 8,
   matmul_f16h4: 7,
   matmul_bf16h4: 7,
+  matmul_bf16h4_small: 7,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -89,7 +91,8 @@ export const OP_NAMES = Object.keys(PARALLEL_OPS) as ParallelOp[];
 export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
   switch (op) {
     case 'matmul_f32': case 'matmul_f16': case 'matmul_bf16': case 'matmul_f32r4':
-    case 'matmul_f16h4': case 'matmul_bf16h4': return a[4] * a[5] * a[6];
+    case 'matmul_f16h4': case 'matmul_bf16h4':
+    case 'matmul_bf16h4_small': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
     case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
     case 'pool_probe': return a[2];
@@ -105,7 +108,7 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
  * Other ops run as one chunk per thread, still taken by whichever thread comes first.
  */
 export const FINE_CHUNKED_OPS: ReadonlySet<ParallelOp> = new Set<ParallelOp>(['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8', 'pool_probe', 'matmul_f32r4',
-  'matmul_f16h4', 'matmul_bf16h4']);
+  'matmul_f16h4', 'matmul_bf16h4', 'matmul_bf16h4_small']);
 
 type KernelFn = (...args: number[]) => void;
 

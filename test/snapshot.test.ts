@@ -215,7 +215,11 @@ test('property: snapshot → restore → snapshot is byte-identical after random
           if ('prefill' in op) s.prefill(op.prefill);
           else if ('step' in op) s.step(op.step);
           else if ('defer' in op) s.defer(op.defer);
-          else if (s.policy.carriesKV) { s.draft(op.draft); s.accept(Math.min(op.keep, op.draft.length)); }
+          else if (s.policy.carriesKV) {
+            // A draft longer than draftLimit is refused (test below); the stepper never asks for one.
+            const d = op.draft.slice(0, s.draftLimit);
+            if (d.length) { s.draft(d); s.accept(Math.min(op.keep, d.length)); }
+          }
         }
         const snap = s.snapshot();
         const r = model.restoreSession(snap);
@@ -231,6 +235,25 @@ test('property: snapshot → restore → snapshot is byte-identical after random
         s.close();
       }
     }), { numRuns: 60 });
+  } finally {
+    await model.close();
+  }
+});
+
+test('a draft longer than draftLimit is refused with a one-line error and leaves the session as it was', async () => {
+  const model = await loadModel(join(FIXTURES, 'llama'), { threads: 1 });
+  try {
+    const s = model.session({ cache: 'sink:1+9', evictChunk: 4, prefillChunk: 8, maxTokens: 200 });
+    s.prefill([5, 2, 2, 2]);
+    assert.equal(s.draftLimit, 5, 'keep 10 - 1 sink - evictChunk 4');
+    const before = s.snapshot();
+    assert.throws(() => s.draft([2, 2, 2, 2, 2, 2, 2, 2]), (e: unknown) => e instanceof StreamlmError && /^draft: a draft of 8 tokens would evict its own tokens under sink:1\+9; draft fewer$/.test(e.message));
+    assert.deepEqual(s.snapshot(), before);
+    // And the session goes on as an untouched one does.
+    const r = model.restoreSession(before);
+    assert.ok(sameBits(s.step(9), r.step(9)));
+    r.close();
+    s.close();
   } finally {
     await model.close();
   }

@@ -81,10 +81,11 @@ export class KVCache {
   appendDraft(tokens: readonly number[], policy: CachePolicy): KVBatch {
     const L0 = this.book.length, M = tokens.length;
     const { before } = plainEvictions(policy, L0, M);
-    const batch = this.append(tokens, policy);
     const gone = before[M - 1] ?? 0;
+    // Checked before anything is appended, so a refused draft leaves the cache as it was.
+    if (gone > 0 && gone > L0 - policy.sinks) throw new StreamlmError(`a draft of ${M} tokens would evict its own tokens under ${policy.name}; draft fewer`, { field: 'draft' });
+    const batch = this.append(tokens, policy);
     if (gone === 0) return batch;
-    if (gone > L0 - policy.sinks) throw new StreamlmError(`a draft of ${M} tokens would evict its own tokens under ${policy.name}; draft fewer`, { field: 'draft' });
     const pos = this.rt.i32(this.slotPos, batch.nSlots);
     const order = this.book.slots();
     for (let i = 0; i < L0; i++) pos[order[i]] = L0;

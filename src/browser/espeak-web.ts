@@ -9,13 +9,11 @@
  * cross-origin isolated there is no shared memory, and a cancel takes effect at the next phrase).
  */
 import { StreamlmError } from '../errors.js';
-import type { Synthesizer, VoiceOptions } from '../speech/synth.js';
+import { EspeakClient, type EspeakReply } from '../speech/espeak-client.js';
+import type { Synthesizer } from '../speech/synth.js';
 
 /** What to install when the page has no espeak-ng beside its bundle. */
 export const WEB_ESPEAK_INSTALL = 'speech needs the optional espeak-ng engine (GPL-3.0, so streamlm leaves installing it to you): npm install @echogarden/espeak-ng-emscripten, then npm run build:browser';
-
-/** espeak's normal rate, words per minute; `speed` scales it into espeak's 80-450. */
-const BASE_WPM = 175;
 
 const WORKER = `
 let cancelled = null, w = null, voice = '';
@@ -54,62 +52,6 @@ self.onmessage = async (e) => {
 };
 `;
 
-interface Job { onChunk: (pcm: Int16Array) => void; done: () => void; fail: (e: Error) => void }
-type Reply = { ready: true; rate: number; voices: string[] } | { fatal: string } | { id: number; pcm?: Int16Array; done?: true; error?: string };
-
-class WebEspeak implements Synthesizer {
-  readonly name = 'espeak-ng';
-  private nextId = 1;
-  private readonly jobs = new Map<number, Job>();
-
-  constructor(private readonly worker: Worker, private readonly cancel: Int32Array, readonly sampleRate: number, private readonly known: string[]) {
-    worker.onmessage = (e: MessageEvent<Reply>) => {
-      const r = e.data;
-      if (!('id' in r)) return;
-      const job = this.jobs.get(r.id);
-      if (!job) return;
-      if (r.pcm) job.onChunk(r.pcm);
-      else if (r.error !== undefined) { this.jobs.delete(r.id); job.fail(new StreamlmError(r.error, { field: 'voice' })); }
-      else if (r.done) { this.jobs.delete(r.id); job.done(); }
-    };
-  }
-
-  voices(): readonly string[] { return this.known; }
-
-  checkVoice(opts: VoiceOptions): void {
-    const v = opts.voice ?? 'en-us';
-    if (!this.known.includes(v.split('+')[0].toLowerCase())) throw new StreamlmError(`unknown voice '${v}'; use an espeak-ng voice such as en-us, en-us+f3, fr`, { field: 'voice' });
-    const speed = opts.speed ?? 1;
-    if (!(speed >= 0.25 && speed <= 4)) throw new StreamlmError(`speed must be in [0.25, 4], got ${speed}`, { field: 'speed' });
-  }
-
-  async synthesize(text: string, opts: VoiceOptions, onChunk: (pcm: Int16Array) => void, signal?: AbortSignal): Promise<void> {
-    this.checkVoice(opts);
-    const id = this.nextId++;
-    await new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) { resolve(); return; }
-      const stop = (): void => { Atomics.store(this.cancel, 0, Math.max(Atomics.load(this.cancel, 0), id)); };
-      signal?.addEventListener('abort', stop, { once: true });
-      const end = (): void => { signal?.removeEventListener('abort', stop); };
-      this.jobs.set(id, {
-        onChunk: (pcm) => { if (!signal?.aborted) onChunk(pcm); },
-        done: () => { end(); resolve(); },
-        fail: (e) => { end(); reject(e); },
-      });
-      const wpm = Math.round(Math.min(450, Math.max(80, BASE_WPM * (opts.speed ?? 1))));
-      this.worker.postMessage({ id, text, voice: opts.voice ?? 'en-us', wpm });
-    });
-  }
-
-  close(): Promise<void> {
-    Atomics.store(this.cancel, 0, this.nextId);
-    for (const j of this.jobs.values()) j.done();
-    this.jobs.clear();
-    this.worker.terminate();
-    return Promise.resolve();
-  }
-}
-
 /** True when `url` (espeak-ng.js beside the bundle) is served. */
 export async function espeakAvailable(url: string | URL): Promise<boolean> {
   try {
@@ -132,7 +74,7 @@ export async function loadWebEspeak(url: string | URL): Promise<Synthesizer> {
   const worker = new Worker(blobUrl, { type: 'module', name: 'streamlm speech' });
   try {
     const ready = await new Promise<{ rate: number; voices: string[] }>((resolve, reject) => {
-      worker.onmessage = (e: MessageEvent<Reply>) => {
+      worker.onmessage = (e: MessageEvent<EspeakReply>) => {
         const r = e.data;
         if ('ready' in r) resolve(r);
         else if ('fatal' in r) reject(new StreamlmError(`espeak-ng failed to start: ${r.fatal}`, { file: href, field: 'speech' }));
@@ -140,7 +82,9 @@ export async function loadWebEspeak(url: string | URL): Promise<Synthesizer> {
       worker.onerror = (e) => reject(new StreamlmError(`espeak-ng failed to start: ${e.message}`, { file: href, field: 'speech' }));
       worker.postMessage({ init: true, url: href, cancel: cancel.buffer });
     });
-    return new WebEspeak(worker, cancel, ready.rate, ready.voices);
+    const client = new EspeakClient({ post: (m) => worker.postMessage(m), terminate: () => worker.terminate() }, cancel, ready.rate, ready.voices);
+    worker.onmessage = (e: MessageEvent<EspeakReply>) => client.reply(e.data);
+    return client;
   } catch (e) {
     worker.terminate();
     throw e;

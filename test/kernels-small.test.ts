@@ -5,37 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
+import { bf16ToF32, f16ToF32, halfRandom, put } from './helpers/halves.js';
 
-let seed = 4242;
-const rand = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32; };
-const nz = (): number => { const v = 0.01 + 0.99 * rand(); return rand() < 0.5 ? -v : v; };
-
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
-  return e === 0 ? s * m * 2 ** -24 : s * 2 ** (e - 15) * (1 + m / 1024);
-}
-const bf16ToF32 = (h: number): number => new Float32Array(new Uint32Array([h << 16]).buffer)[0];
-/** Finite non-zero halves with exponents up to 2^1 (subnormals included for f16). */
-function randHalves(n: number, kind: 'f16' | 'bf16'): Uint16Array {
-  const a = new Uint16Array(n);
-  for (let i = 0; i < n; i++) {
-    if (kind === 'bf16') { a[i] = new Uint32Array(new Float32Array([nz()]).buffer)[0] >>> 16; continue; }
-    let h: number;
-    do h = (rand() * 65536) & 0xffff; while ((h & 0x7fff) === 0 || ((h >> 10) & 31) > 16);
-    a[i] = h;
-  }
-  return a;
-}
+const { nz, randHalves } = halfRandom(4242);
 
 let rts: Runtime[] = [];
 before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
 after(async () => { for (const rt of rts) await rt.close(); });
-
-function put(rt: Runtime, a: Float32Array | Uint16Array): number {
-  const p = rt.alloc(a.byteLength);
-  rt.u8(p, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  return p;
-}
 
 const SHAPES: [number, number][] = [[8, 4], [64, 13], [256, 30], [904, 41]];   // [K, N]
 

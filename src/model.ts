@@ -142,14 +142,14 @@ export class Model {
    * another format version, or a corrupt or truncated one. `opts.kv` restores into a cache from
    * `allocCache` (it must have at least the snapshot's slots).
    */
-  restoreSession(bytes: Uint8Array, opts: { kv?: KVCache } = {}): Session {
+  restoreSession(bytes: Uint8Array, opts: { kv?: KVCache; draftHeads?: boolean } = {}): Session {
     const snap = decodeSnapshot(bytes);
     const h = snap.header;
     if (h.model !== this.fingerprint) throw new StreamlmError(`the snapshot was taken with another model (fingerprint ${String(h.model)}, this model's is ${this.fingerprint})`, { field: 'snapshot' });
     const hp = this.hparams;
     if (h.numLayers !== hp.numLayers || h.kvDim !== hp.numKvHeads * hp.headDim) throw new StreamlmError('not a usable session snapshot: its cache shape does not match the model', { field: 'snapshot' });
     if (!Number.isInteger(h.capacity) || h.capacity < 1) throw new StreamlmError('not a usable session snapshot: bad capacity', { field: 'snapshot' });
-    const s = this.session({ cache: h.policy, evictChunk: h.evictChunk, prefillChunk: h.prefillChunk, maxTokens: h.capacity, kv: opts.kv });
+    const s = this.session({ cache: h.policy, evictChunk: h.evictChunk, prefillChunk: h.prefillChunk, maxTokens: h.capacity, kv: opts.kv, draftHeads: opts.draftHeads });
     try {
       if (!opts.kv && s.cache.capacity !== h.capacity) throw new StreamlmError(`not a usable session snapshot: ${h.policy} has ${s.cache.capacity} slots here, ${h.capacity} in the snapshot`, { field: 'snapshot' });
       s.restore(snap);

@@ -22,6 +22,11 @@ export interface SessionOptions extends PolicyOptions {
    * resets it and never frees it, so such sessions may be closed in any order.
    */
   kv?: KVCache;
+  /**
+   * Keep the final hidden states the model's MCTP heads draft from (for `--speculate mctp|auto`).
+   * Off by default: it costs a final norm over every fed row and a copy per forward.
+   */
+  draftHeads?: boolean;
 }
 
 /** Cache occupancy, for status lines and metrics. */
@@ -72,6 +77,8 @@ export class Session {
    * (null without heads, or under a policy that keeps no K/V and so cannot verify drafts).
    */
   readonly mctp: { heads: MctpHeads; log: HiddenLog } | null;
+  /** The model has MCTP heads but this session was opened without `draftHeads`. */
+  readonly headsUnused: boolean;
 
   constructor(private readonly host: SessionHost, opts: SessionOptions = {}) {
     this.policy = parsePolicy(opts.cache ?? DEFAULT_CACHE, opts);
@@ -91,7 +98,8 @@ export class Session {
       checkCacheFits({ hp, policy: this.policy, prefillChunk: this.prefillChunk, capacity, count: 1, allocated: net.rt.bytesAllocated, threads: net.rt.threads });
       this.cache = new KVCache(net.rt, hp.numLayers, kvDim, capacity);
     }
-    const heads = host.mctp ?? null;
+    this.headsUnused = !opts.draftHeads && !!host.mctp;
+    const heads = opts.draftHeads ? host.mctp ?? null : null;
     this.mctp = heads && this.policy.carriesKV ? { heads, log: new HiddenLog(heads.logRows, hp.hiddenSize) } : null;
   }
 

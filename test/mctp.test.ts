@@ -62,7 +62,7 @@ test('the heads\' logits match research/mctp_train.py\'s float64 reference, step
     try {
       const heads = model.mctp!;
       assert.equal(heads.cfg.draft_vocab, ref.draft_vocab);
-      const s = model.session({ cache: 'dense' });
+      const s = model.session({ cache: 'dense', draftHeads: true });
       const logits = s.prefill(ref.tokens);
       // The backbone's own next token, as PyTorch chose it (argmax).
       assert.equal(logits.indexOf(Math.max(...logits)), ref.next, `${name}: backbone argmax`);

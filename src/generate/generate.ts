@@ -4,7 +4,7 @@ import type { Model } from '../model.js';
 import type { Session, SessionOptions } from '../session.js';
 import type { SamplerOptions } from './sampler.js';
 import { DecodeStepper, type FinishReason, type SpeculationStats } from './stepper.js';
-import type { SpeculateOptions } from './speculate.js';
+import { draftsWithHeads, type SpeculateOptions } from './speculate.js';
 
 export interface GenerateOptions extends SessionOptions {
   /** Text prompt (at least one character); or pass `promptIds`. */
@@ -57,7 +57,7 @@ export async function* generate(model: Model, opts: GenerateOptions): AsyncGener
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new StreamlmError(`max new tokens must be an integer >= 0, got ${opts.maxNewTokens}`, { field: 'max-tokens' });
   for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= model.hparams.vocabSize) throw new StreamlmError(`token id ${id} is outside the vocabulary [0, ${model.hparams.vocabSize})`, { field: 'prompt' });
   const own = !opts.session;
-  const session = opts.session ?? model.session({ ...opts, maxTokens: opts.maxTokens ?? ids.length + maxNew + 1 });
+  const session = opts.session ?? model.session({ ...opts, maxTokens: opts.maxTokens ?? ids.length + maxNew + 1, draftHeads: draftsWithHeads(opts.speculate) });
   try {
     const t0 = performance.now();
     session.prefill(ids);

@@ -40,6 +40,11 @@ export function makeDrafter(opts: SpeculateOptions | undefined, mctp: MctpSource
   return { drafter: new NgramDrafter(), draft };
 }
 
+/** Whether these options draft with MCTP heads when the model has them (the session must then keep hidden states). */
+export function draftsWithHeads(opts: SpeculateOptions | undefined): boolean {
+  return !opts?.drafter && (opts?.mode === 'mctp' || opts?.mode === 'auto');
+}
+
 /** Parses the CLI's `--speculate` value. */
 export function parseSpeculateMode(v: string): SpeculateMode {
   if (!(SPECULATE_MODES as readonly string[]).includes(v)) throw new StreamlmError(`--speculate must be one of ${SPECULATE_MODES.join(', ')}, got '${v}'`, { field: 'speculate' });

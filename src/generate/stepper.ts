@@ -4,13 +4,13 @@ import { StreamDecoder, type TextTokenizer } from '../tokenizer.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
 import type { Drafter } from './ngram.js';
-import { makeDrafter, type SpeculateOptions } from './speculate.js';
+import { draftsWithHeads, makeDrafter, type SpeculateOptions } from './speculate.js';
 
 /**
  * What the stepper needs of a session: its next-token logits, a step, a place for a pending token,
  * and for speculative decoding the draft/accept pair (without it the stepper decodes plainly).
  */
-export type StepperSession = Pick<Session, 'logits' | 'step' | 'defer'> & Partial<Pick<Session, 'draft' | 'accept' | 'draftLimit' | 'mctp'>>;
+export type StepperSession = Pick<Session, 'logits' | 'step' | 'defer'> & Partial<Pick<Session, 'draft' | 'accept' | 'draftLimit' | 'mctp' | 'headsUnused'>>;
 
 /** `stop`: an end-of-sequence token or a stop string; `length`: the token budget; `abort`: the signal. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -101,6 +101,7 @@ export class DecodeStepper {
     this.eos = new Set(opts.ignoreEos ? [] : opts.eos);
     this.decoder = opts.tokenizer ? new StreamDecoder(opts.tokenizer, { context: [...(opts.context ?? [])] }) : null;
     this.stop = new StopMatcher(opts.stop ?? []);
+    if (session.headsUnused && draftsWithHeads(opts.speculate)) throw new StreamlmError(`--speculate ${opts.speculate!.mode} drafts with the model's MCTP heads: open the session with draftHeads: true`, { field: 'speculate' });
     this.spec = makeDrafter(opts.speculate, session.mctp ?? null);
     this.spec?.drafter.push(opts.history ?? opts.context ?? []);
   }

@@ -7,7 +7,7 @@ import { DEFAULT_CHAT_CACHE, prefillChunkOf } from '../defaults.js';
 import { StreamlmError } from '../errors.js';
 import { Sampler, type SamplerOptions } from '../generate/sampler.js';
 import { DecodeStepper, type FinishReason, type SpeculationStats } from '../generate/stepper.js';
-import { makeDrafter, type SpeculateOptions } from '../generate/speculate.js';
+import { draftsWithHeads, makeDrafter, type SpeculateOptions } from '../generate/speculate.js';
 import type { Model } from '../model.js';
 import type { CacheStats, Session } from '../session.js';
 import { ApiError } from './errors.js';
@@ -330,7 +330,7 @@ export class Engine {
     }
     let session: Session;
     try {
-      session = this.model.restoreSession(bytes, { kv });
+      session = this.model.restoreSession(bytes, { kv, draftHeads: draftsWithHeads(this.speculate) });
     } catch (e) {
       this.releaseCache(kv);
       throw e;
@@ -388,7 +388,7 @@ export class Engine {
         if (id !== null) this.reserved.delete(id);
       }
       conv = {
-        id, kv, session: this.model.session({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk, kv }),
+        id, kv, session: this.model.session({ cache: this.policy, prefillChunk: this.prefillChunk, evictChunk: this.evictChunk, kv, draftHeads: draftsWithHeads(this.speculate) }),
         transcript: new Transcript(this.template), busy: false, turns: 0, lastUsed: t0,
       };
       created = true;

@@ -164,6 +164,15 @@ export class StreamDecoder {
     return full.slice(prefix.length);
   }
 
+  /** An independent copy (same tokenizer), for looking ahead without changing this decoder. */
+  clone(): StreamDecoder {
+    const c = new StreamDecoder(this.tok, { skipSpecialTokens: this.skip });
+    c.ids = [...this.ids];
+    c.prefixAt = this.prefixAt;
+    c.readAt = this.readAt;
+    return c;
+  }
+
   /** Emits whatever is held back and starts afresh. */
   flush(): string {
     const prefix = this.decode(this.ids.slice(this.prefixAt, this.readAt));

@@ -143,3 +143,35 @@ test('the server engine speculates per turn: same tokens as plain, and speculati
     await model.close();
   }
 });
+
+test('a stop string inside an accepted draft leaves the cache where plain decoding leaves it', async () => {
+  const model = await loadModel(join(FIXTURES, 'llama'), { threads: 1 });
+  try {
+    const decode = async (stop: string[], speculate?: GenerateOptions['speculate']) => {
+      const session = model.session({ cache: 'dense', maxTokens: 256 });
+      let text = '';
+      const it = generate(model, { promptIds: PROMPT, ignoreEos: true, prefillChunk: 8, maxNewTokens: 60, session, stop, speculate });
+      let r = await it.next();
+      for (; !r.done; r = await it.next()) text += r.value.text;
+      const out = { text, stats: r.value, cache: session.stats(), logits: Float32Array.from(session.logits!) };
+      session.close();
+      return out;
+    };
+    const full = await decode([]);
+    let midDraft = 0;
+    // Stop strings starting at several places of the greedy text; some end inside an accepted draft.
+    for (let at = 20; at < Math.min(full.text.length - 4, 120); at += 7) {
+      const stop = [full.text.slice(at, at + 3)];
+      const plain = await decode(stop), spec = await decode(stop, { mode: 'ngram', draft: 5 });
+      assert.equal(spec.text, plain.text, `stop ${JSON.stringify(stop[0])}: text`);
+      assert.equal(spec.stats.finishReason, 'stop');
+      assert.deepEqual(spec.cache, plain.cache, `stop ${JSON.stringify(stop[0])}: the cache holds other tokens than plain decoding's`);
+      // Batched verification rows against one-row steps: the same numbers up to float reassociation.
+      for (let i = 0; i < plain.logits.length; i++) assert.ok(Math.abs(spec.logits[i] - plain.logits[i]) < 1e-4, `logit ${i}`);
+      if (spec.stats.speculation!.tokensPerForward > 1) midDraft++;
+    }
+    assert.ok(midDraft > 0, 'no case where drafts were accepted before the stop');
+  } finally {
+    await model.close();
+  }
+});

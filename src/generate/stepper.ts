@@ -151,13 +151,26 @@ export class DecodeStepper {
       if (t !== drafts[a] || this.eos.has(t)) { this.chosen = t; break; }
       this.accepted[a] = (this.accepted[a] ?? 0) + 1;
     }
-    s.accept(1 + a);
-    this.forwards++;
-    this.fed += 1 + a;
     const kept = drafts.slice(0, a);
+    const fed = this.fedBeforeStop([id, ...kept]);
+    s.accept(fed);
+    this.forwards++;
+    this.fed += fed;
     spec.drafter.push([id, ...kept]);
     this.queue = kept;
     return true;
+  }
+
+  /**
+   * How many of `ids` (about to be emitted in order) plain decoding would feed: all of them, unless
+   * one completes a stop string; that token and those after it are never fed, so the cache ends
+   * where plain decoding's does (a chat's next turn continues from the same state).
+   */
+  private fedBeforeStop(ids: readonly number[]): number {
+    if (!this.decoder || !this.stop.active) return ids.length;
+    const dec = this.decoder.clone(), stop = this.stop.clone();
+    for (let i = 0; i < ids.length; i++) if (stop.push(dec.push(ids[i])).stopped) return i;
+    return ids.length;
   }
 
   /** Emits a token: text, stop strings, budget; feeds it unless it was fed already. */

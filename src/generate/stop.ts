@@ -8,6 +8,17 @@ export class StopMatcher {
 
   constructor(private readonly stops: readonly string[]) {}
 
+  /** False when there is no stop string to look for. */
+  get active(): boolean { return this.stops.some((s) => s.length > 0); }
+
+  /** An independent copy, for looking ahead without changing this matcher. */
+  clone(): StopMatcher {
+    const c = new StopMatcher(this.stops);
+    c.pending = this.pending;
+    c.done = this.done;
+    return c;
+  }
+
   /** Adds text; returns what is safe to emit and whether a stop string was reached. */
   push(piece: string, final = false): { text: string; stopped: boolean } {
     if (this.done) return { text: '', stopped: true };

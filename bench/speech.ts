@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpeculateMode } from '../src/generate/speculate.js';
 import { loadModel } from '../src/model.js';
-import { CHAT_CHUNKER } from '../src/server/audio.js';
+import { CHAT_CHUNKER } from '../src/speech/chunker.js';
 import { startServer, type RunningServer } from '../src/server/http.js';
 import { loadEspeak } from '../src/speech/espeak.js';
 import type { Synthesizer } from '../src/speech/synth.js';

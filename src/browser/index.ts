@@ -65,5 +65,6 @@ export { download, type DownloadOptions, type DownloadProgress } from './downloa
 export { saveSnapshot, loadSnapshot, deleteSnapshot } from './store.js';
 export { loadWebEspeak, espeakAvailable, WEB_ESPEAK_INSTALL } from './espeak-web.js';
 export { SpeechStream, type SpokenChunk, type SpeechStreamOptions } from '../speech/stream.js';
+export { CHAT_CHUNKER } from '../speech/chunker.js';
 export { PhraseChunker, type Phrase, type ChunkerOptions } from '../speech/chunker.js';
 export type { Synthesizer, VoiceOptions } from '../speech/synth.js';

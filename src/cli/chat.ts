@@ -9,6 +9,7 @@ import { Engine, type TurnResult } from '../server/engine.js';
 import type { CacheStats } from '../session.js';
 import { loadEspeak } from '../speech/espeak.js';
 import { SpeechStream } from '../speech/stream.js';
+import { CHAT_CHUNKER } from '../speech/chunker.js';
 import type { Synthesizer } from '../speech/synth.js';
 import { wavFile } from '../speech/wav.js';
 import { num, parseFlags, str } from './args.js';
@@ -105,7 +106,7 @@ export async function runChat(argv: string[]): Promise<void> {
 
 /** A reply spoken while it is generated; `save` waits for the last phrase and writes the WAV. */
 function speakReply(synth: Synthesizer, voice: string | undefined): { push(text: string): void; save(path: string): Promise<string> } {
-  const stream = new SpeechStream(synth, { voice, firstWords: 2, secondWords: 8 });
+  const stream = new SpeechStream(synth, { voice, ...CHAT_CHUNKER });
   const chunks: Int16Array[] = [];
   const pump = (async () => { for await (const c of stream) chunks.push(c.pcm); })();
   pump.catch(() => {});

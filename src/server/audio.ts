@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { loadEspeak } from '../speech/espeak.js';
-import type { ChunkerOptions } from '../speech/chunker.js';
+import { CHAT_CHUNKER, type ChunkerOptions } from '../speech/chunker.js';
 import { SpeechStream } from '../speech/stream.js';
 import type { Synthesizer } from '../speech/synth.js';
 import { pcmBytes, wavFile, wavHeader } from '../speech/wav.js';
@@ -75,15 +75,6 @@ function audioId(): { id: string; expires_at: number } {
   return { id: `audio_${randomBytes(12).toString('hex')}`, expires_at: Math.floor(Date.now() / 1000) + 3600 };
 }
 
-/**
- * How a spoken chat reply is cut into phrases. Two words are enough to start speaking: the first
- * audio then follows the first token by a couple of tokens. The second phrase (at most 8 words) is
- * ready before those two words have played. Each later phrase is a sentence, but at most 1.5 times
- * the words cut before it: its text is generated while that audio plays, so even a generator only
- * twice as fast as speech (a loaded machine) finishes it in time; within a few phrases the cap
- * exceeds any sentence.
- */
-export const CHAT_CHUNKER: ChunkerOptions = { firstWords: 2, secondWords: 8, growth: 1.5 };
 
 /**
  * The spoken half of a streamed chat reply. Text goes in token by token (`say`), each becoming a

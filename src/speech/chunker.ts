@@ -167,3 +167,13 @@ export function splitPhrases(text: string, opts?: ChunkerOptions): Phrase[] {
   const c = new PhraseChunker(opts);
   return [...c.push(text), ...c.flush()];
 }
+
+/**
+ * How a spoken chat reply is cut into phrases. Two words are enough to start speaking: the first
+ * audio then follows the first token by a couple of tokens. The second phrase (at most 8 words) is
+ * ready before those two words have played. Each later phrase is a sentence, but at most 1.5 times
+ * the words cut before it: its text is generated while that audio plays, so even a generator only
+ * twice as fast as speech (a loaded machine) finishes it in time; within a few phrases the cap
+ * exceeds any sentence.
+ */
+export const CHAT_CHUNKER: ChunkerOptions = { firstWords: 2, secondWords: 8, growth: 1.5 };

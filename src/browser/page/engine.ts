@@ -1,6 +1,6 @@
 // The page's engine: a dedicated Web Worker that loads the model, keeps the conversation's session
 // (saved to OPFS after each turn, restored after a reload) and streams tokens back to the page.
-import { generate, loadModel, loadWebEspeak, SpeechStream, type Model, type Session, type Synthesizer } from '../index.js';
+import { CHAT_CHUNKER, generate, loadModel, loadWebEspeak, SpeechStream, type Model, type Session, type Synthesizer } from '../index.js';
 import { nll } from '../../eval/ppl.js';
 import { deleteSnapshot, loadSnapshot, saveSnapshot } from '../store.js';
 import type { ChatSettings, FromEngine, Gauge, ToEngine, Turn } from './protocol.js';
@@ -108,7 +108,7 @@ async function chat(text: string, s: ChatSettings): Promise<void> {
 /** A spoken reply: its audio blocks go to the page as espeak makes them, in order. */
 function speak(s: Synthesizer): SpeechStream {
   speaking?.cancel();
-  const stream = new SpeechStream(s);
+  const stream = new SpeechStream(s, CHAT_CHUNKER);
   speaking = stream;
   void (async () => {
     try {

@@ -11,7 +11,7 @@ import { exp4, expShiftSum, hmax, hsum, reduce4 } from './simd';
 const NEG_INF = f32x4.splat(-Infinity);
 
 // @ts-ignore: decorator
-@inline export function dot(a: usize, b: usize, n: i32): f32 {
+@inline function dot(a: usize, b: usize, n: i32): f32 {
   let s0 = f32x4.splat(0), s1 = s0;
   let i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -30,7 +30,7 @@ const NEG_INF = f32x4.splat(-Infinity);
 
 /** [q·k0, q·k1, q·k2, q·k3] for four keys `ld` bytes apart. */
 // @ts-ignore: decorator
-@inline export function dot4(q: usize, k: usize, ld: usize, n: i32): v128 {
+@inline function dot4(q: usize, k: usize, ld: usize, n: i32): v128 {
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   const k1 = k + ld, k2 = k1 + ld, k3 = k2 + ld;
   let i = 0;
@@ -56,7 +56,7 @@ const NEG_INF = f32x4.splat(-Infinity);
 
 /** out[0..n) = Σ_s p[s] · v_s, v_s at v + s·ld; slots with p = 0 are skipped. */
 // @ts-ignore: decorator
-@inline export function weightedSum(out: usize, p: usize, v: usize, ld: usize, nSlots: i32, n: i32): void {
+@inline function weightedSum(out: usize, p: usize, v: usize, ld: usize, nSlots: i32, n: i32): void {
   let d = 0;
   for (; d + 32 <= n; d += 32) {
     const dv = v + (<usize>d << 2);

@@ -11,7 +11,6 @@ export { embed_q } from './qdequant';
 export { rmsnorm, layernorm } from './norm';
 export { rope } from './rope';
 export { attention } from './attention';
-export { attention_rows } from './attention_rows';
 export { swiglu, gelu, gelu_tanh, add } from './act';
 export { embed_f32, embed_f16, embed_bf16, embed_packed } from './embed';
 export { cross_entropy } from './loss';

@@ -28,12 +28,6 @@ export type BlockPath = 'dense' | 'streaming' | 'auto';
 
 const EMBED = { f32: 'embed_f32', f16: 'embed_f16', bf16: 'embed_bf16' } as const;
 const EMBED_KIND = { f32: 0, f16: 1, bf16: 2 } as const;
-/**
- * Up to this many rows (a speculative verify), attention runs per head over all rows at once
- * (attention_rows: each head's K/V read once for all rows); longer prefill chunks split (row, head)
- * pairs over the threads, which balances better when heads are few.
- */
-const ATTENTION_ROWS_MAX = 16;
 
 /** The decoder-only forward pass shared by every family: embed, N blocks, norm, LM head. */
 export class Transformer {
@@ -142,7 +136,7 @@ export class Transformer {
       ff,
       act: hp.gatedMlp ? rt.alloc(M * (ffN / 2) * 4) : ff,
       mo: rt.alloc(M * hp.hiddenSize * 4),
-      scratch: rt.alloc(rt.threads * (M > 1 && M <= ATTENTION_ROWS_MAX ? M : 1) * p.kv.nSlots * 4),
+      scratch: rt.alloc(rt.threads * p.kv.nSlots * 4),
       probs: opts.onAttention ? rt.alloc(M * hp.numHeads * p.kv.nSlots * 4) : 0,
     };
   }
@@ -175,7 +169,7 @@ export class Transformer {
       mem.copyWithin((kv.k[l] + slot * kvDim * 4) / 4, src, src + kvDim);
       mem.copyWithin((kv.v[l] + slot * kvDim * 4) / 4, src + kvDim, src + 2 * kvDim);
     }
-    rt.run(M > 1 && M <= ATTENTION_ROWS_MAX ? 'attention_rows' : 'attention', [b.att, b.qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, p.qPos,
+    rt.run('attention', [b.att, b.qg, qDim, M * qDim, kv.k[l], kv.v[l], kvDim, kv.slotPos, kv.slotGroup, kv.nSlots, p.qPos,
       M, nH, nKv, hd, 1 / Math.sqrt(hd), w.alibiSlopes, kv.draftView?.maskWindow ?? L.window ?? 0, L.sinks ?? 0, b.probs, b.scratch]);
     if (b.probs) opts.onAttention!(l, rt.f32(b.probs, M * nH * kv.nSlots).slice());
     this.linear(p.y, b.att, L.o, M, xq, xs);

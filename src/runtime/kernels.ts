@@ -17,10 +17,6 @@ export interface Kernels {
   attention(out: P, q: P, qRowStride: number, qGroupStride: number, k: P, v: P, kvRowStride: number,
     slotPos: P, slotGroup: P, nSlots: number, qPos: P, M: number, nHeads: number, nKvHeads: number,
     headDim: number, scale: number, alibi: P, window: number, sinks: P, probs: P, scratch: P, tid: number, nth: number): void;
-  /** `attention` for a few rows, parallel over heads, K/V shared by the rows (src/kernels/attention_rows.ts); scratch nth x M x nSlots f32. */
-  attention_rows(out: P, q: P, qRowStride: number, qGroupStride: number, k: P, v: P, kvRowStride: number,
-    slotPos: P, slotGroup: P, nSlots: number, qPos: P, M: number, nHeads: number, nKvHeads: number,
-    headDim: number, scale: number, alibi: P, window: number, sinks: P, probs: P, scratch: P, tid: number, nth: number): void;
   swiglu(out: P, gu: P, M: number, F: number): void;
   gelu(x: P, n: number): void;
   gelu_tanh(x: P, n: number): void;
@@ -82,7 +78,6 @@ export const PARALLEL_OPS = {
   matmul_f16h4: 7,
   matmul_bf16h4: 7,
   matmul_bf16h4_small: 7,
-  attention_rows: 21,
 } as const;
 
 export type ParallelOp = keyof typeof PARALLEL_OPS;
@@ -99,7 +94,7 @@ export function parallelWork(op: ParallelOp, a: ArrayLike<number>): number {
     case 'matmul_f16h4': case 'matmul_bf16h4':
     case 'matmul_bf16h4_small': return a[4] * a[5] * a[6];
     case 'matmul_q8': return a[6] * a[7] * a[8];
-    case 'attention': case 'attention_rows': return 2 * a[11] * a[12] * a[9] * a[14];
+    case 'attention': return 2 * a[11] * a[12] * a[9] * a[14];
     case 'pool_probe': return a[2];
     case 'matmul_q4_0': case 'matmul_q4_1': case 'matmul_q5_0': case 'matmul_q5_1': case 'matmul_q8_0':
     case 'matmul_q4_K': case 'matmul_q5_K': case 'matmul_q6_K': return a[5] * a[6] * a[7];

@@ -43,12 +43,19 @@ FALCON = dict(hidden_size=64, num_attention_heads=4, num_hidden_layers=2, ffn_hi
               max_position_embeddings=128, vocab_size=V, tie_word_embeddings=True,
               rope_parameters=dict(ROPE), layer_norm_epsilon=1e-5, **SPECIAL)
 
+# Fixtures that cover one feature (a RoPE scaling, a window, a dtype, a config quirk) need neither depth
+# nor width: one layer, hidden 32 as 2 heads of 16 (head_dim stays 16, so the RoPE bands and the
+# attention kernels see what they see at 64), intermediate 32. That keeps the tracked tree under 40 MB
+# (docs/design.md). llama, qwen2, gpt_neox, falcon and mpt stay 2 layers × 64: the tests that pin
+# greedy outputs, quantization errors and llama.cpp agreement use them.
+NARROW = dict(hidden_size=32, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+
 # name: (config class, model class, config kwargs, options)
 SPECS = {
     "llama": (LlamaConfig, LlamaForCausalLM, llama(), {"bos": True}),
-    "llama-bf16": (LlamaConfig, LlamaForCausalLM, llama(), {"bos": True, "save_dtype": torch.bfloat16}),
+    "llama-bf16": (LlamaConfig, LlamaForCausalLM, llama(**NARROW), {"bos": True, "save_dtype": torch.bfloat16}),
     "mistral": (MistralConfig, MistralForCausalLM,
-                llama(num_key_value_heads=2, tie_word_embeddings=True, sliding_window=None,
+                llama(**dict(NARROW, num_key_value_heads=1), tie_word_embeddings=True, sliding_window=None,
                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), {"bos": True}),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM,
               llama(num_key_value_heads=2, tie_word_embeddings=True, rms_norm_eps=1e-6, use_sliding_window=False,
@@ -63,41 +70,46 @@ SPECS = {
                dict(FALCON, new_decoder_architecture=False, multi_query=True, parallel_attn=True, bias=False,
                     alibi=False), {"bos": False}),
     "falcon-new": (FalconConfig, FalconForCausalLM,
-                   dict(FALCON, new_decoder_architecture=True, multi_query=True, num_kv_heads=2, parallel_attn=True,
+                   # two kv groups of 2 heads need 4 heads: at hidden 32 they are heads of 8
+                   dict(FALCON, hidden_size=32, num_attention_heads=4, num_hidden_layers=1, ffn_hidden_size=64,
+                        new_decoder_architecture=True, multi_query=True, num_kv_heads=2, parallel_attn=True,
                         bias=True, alibi=False), {"bos": False}),
     # Falcon-RW-1B layout. Eager Falcon+ALiBi in transformers 5.17 adds the ALiBi bias twice (once in the
     # attention, once through the mask); SDPA adds it once, as the original Falcon code does: use SDPA.
     "falcon-alibi": (FalconConfig, FalconForCausalLM,
-                     dict(FALCON, new_decoder_architecture=False, multi_query=False, parallel_attn=False, bias=True,
+                     dict(FALCON, hidden_size=32, num_attention_heads=2, num_hidden_layers=1, ffn_hidden_size=64,
+                          new_decoder_architecture=False, multi_query=False, parallel_attn=False, bias=True,
                           alibi=True), {"bos": False, "attn": "sdpa", "also_eager": True}),
     "mpt": (MptConfig, MptForCausalLM,
             dict(d_model=64, n_heads=4, n_layers=2, expansion_ratio=4, max_seq_len=128, vocab_size=V,
                  no_bias=True, tie_word_embeddings=True, use_cache=True, layer_norm_epsilon=1e-5,
                  attn_config={"alibi": True, "alibi_bias_max": 8, "clip_qkv": 1.5}, **SPECIAL), {"bos": False}),
     "llama-rope-linear": (LlamaConfig, LlamaForCausalLM,
-                          llama(rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}),
+                          llama(**NARROW, tie_word_embeddings=True,
+                                rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}),
                           {"bos": True}),
     "llama-rope-dynamic": (LlamaConfig, LlamaForCausalLM,
-                           llama(max_position_embeddings=16,
+                           llama(**NARROW, tie_word_embeddings=True, max_position_embeddings=16,
                                  rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}),
                            {"bos": True}),
     "llama-rope-llama3": (LlamaConfig, LlamaForCausalLM,
-                          llama(rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                          llama(**NARROW, tie_word_embeddings=True,
+                                rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 64,
                                                  "rope_theta": 10000.0}), {"bos": True}),
     "llama-rope-yarn": (LlamaConfig, LlamaForCausalLM,
-                        llama(rope_parameters={"rope_type": "yarn", "factor": 4.0,
+                        llama(**NARROW, tie_word_embeddings=True, rope_parameters={"rope_type": "yarn", "factor": 4.0,
                                                "original_max_position_embeddings": 32, "rope_theta": 10000.0}),
                         {"bos": True}),
     # Appended last so the seeds of the fixtures above stay the same (seed = 1000 + index).
     # Mistral with a sliding window shorter than the 24-token reference: tokens past position 8
     # no longer see the first ones.
     "mistral-sliding": (MistralConfig, MistralForCausalLM,
-                        llama(num_key_value_heads=2, tie_word_embeddings=True, sliding_window=8,
+                        llama(**dict(NARROW, num_key_value_heads=1), tie_word_embeddings=True, sliding_window=8,
                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), {"bos": True}),
-    # MPT whose config says expansion_ratio=2: HF's MptForCausalLM still builds 4 * d_model.
+    # MPT whose config says expansion_ratio=2: HF's MptForCausalLM still builds 4 * d_model (= 128 here).
     "mpt-expansion": (MptConfig, MptForCausalLM,
-                      dict(d_model=64, n_heads=4, n_layers=2, expansion_ratio=2, max_seq_len=128, vocab_size=V,
+                      dict(d_model=32, n_heads=2, n_layers=1, expansion_ratio=2, max_seq_len=128, vocab_size=V,
                            no_bias=True, tie_word_embeddings=True, use_cache=True, layer_norm_epsilon=1e-5,
                            attn_config={"alibi": True, "alibi_bias_max": 8}, **SPECIAL), {"bos": False}),
 }
@@ -137,7 +149,11 @@ def reference(model, ids):
 
 def write_tokenizer(d, bos, max_len):
     src = "tokenizer-bos.json" if bos else "tokenizer.json"
-    shutil.copy(os.path.join(HERE, "tokenizer", src), os.path.join(d, "tokenizer.json"))
+    with open(os.path.join(HERE, "tokenizer", src), encoding="utf-8") as fh:
+        tok = json.load(fh)
+    # compact JSON, the same tokenizer: half the bytes of the indented file, in every fixture directory
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as fh:
+        json.dump(tok, fh, ensure_ascii=False, separators=(",", ":"))
     cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
            "add_bos_token": bool(bos), "add_eos_token": False, "model_max_length": max_len,
            "clean_up_tokenization_spaces": False}
@@ -196,6 +212,18 @@ def build(name, seed):
             x = m.transformer.blocks[0].norm_1(m.transformer.wte(ids[None]))
             qkv = m.transformer.blocks[0].attn.Wqkv(x)
         msg.append("clip_qkv active on %.0f%% of layer-0 qkv" % (100 * (qkv.abs() > 1.5).float().mean()))
+    if name == "mistral-sliding":
+        # the parity test checks that the same weights without the window miss the reference by > 1e-2
+        mw = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation=attn,
+                                                  sliding_window=None).eval()
+        with torch.no_grad():
+            e = rel(mw(ids[None], use_cache=False).logits[0], full)
+        msg.append("without the window %.1e" % e)
+        assert e > 2e-2, "the window barely changes the logits"
+    if name == "mpt-expansion":
+        up = sd["transformer.blocks.0.ffn.up_proj.weight"].shape
+        msg.append("ffn up_proj %s" % (tuple(up),))
+        assert up[0] == 4 * cfg.d_model and cfg.expansion_ratio == 2, "transformers no longer builds 4 * d_model"
     if name == "llama-rope-dynamic":
         msg.append("incr==full before pos 16: %.1e" % rel(inc[:16], full[:16]))
     size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))

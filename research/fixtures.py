@@ -70,9 +70,9 @@ SPECS = {
                dict(FALCON, new_decoder_architecture=False, multi_query=True, parallel_attn=True, bias=False,
                     alibi=False), {"bos": False}),
     "falcon-new": (FalconConfig, FalconForCausalLM,
-                   # two kv groups of 2 heads need 4 heads: at hidden 32 they are heads of 8
-                   dict(FALCON, hidden_size=32, num_attention_heads=4, num_hidden_layers=1, ffn_hidden_size=64,
-                        new_decoder_architecture=True, multi_query=True, num_kv_heads=2, parallel_attn=True,
+                   # kept at 2 layers x 64: narrowed, its five cache policies came within 0.5% of each other
+                   # in streaming perplexity, too close for the stream test to tell them apart
+                   dict(FALCON, new_decoder_architecture=True, multi_query=True, num_kv_heads=2, parallel_attn=True,
                         bias=True, alibi=False), {"bos": False}),
     # Falcon-RW-1B layout. Eager Falcon+ALiBi in transformers 5.17 adds the ALiBi bias twice (once in the
     # attention, once through the mask); SDPA adds it once, as the original Falcon code does: use SDPA.

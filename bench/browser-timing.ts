@@ -11,11 +11,19 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-export function timeModel(model: Model, prompt: number[], gen: number, cache: string): Speeds {
+/**
+ * An untimed warm-up of `ms` on a throwaway session: V8 runs wasm in Liftoff first and tiers hot
+ * functions up to TurboFan while they run, so timing starts only after this.
+ */
+export function warmUp(model: Model, prompt: number[], cache: string, ms = 600): void {
   const warm = model.session({ cache, prefillChunk: prompt.length });
   const t = performance.now();
-  while (performance.now() - t < 600) { let l = warm.prefill(prompt.slice(0, 32)); for (let i = 0; i < 8; i++) l = warm.step(argmax(l)); }
+  while (performance.now() - t < ms) { let l = warm.prefill(prompt.slice(0, 32)); for (let i = 0; i < 8; i++) l = warm.step(argmax(l)); }
   warm.close();
+}
+
+/** The prompt in one prefill, then `gen` greedy steps, on a fresh session (call warmUp first). */
+export function timeWarm(model: Model, prompt: number[], gen: number, cache: string): Speeds {
   const s = model.session({ cache, prefillChunk: prompt.length });
   try {
     const t0 = performance.now();
@@ -27,6 +35,11 @@ export function timeModel(model: Model, prompt: number[], gen: number, cache: st
   } finally {
     s.close();
   }
+}
+
+export function timeModel(model: Model, prompt: number[], gen: number, cache: string): Speeds {
+  warmUp(model, prompt, cache);
+  return timeWarm(model, prompt, gen, cache);
 }
 
 export interface MemoryTrace {

@@ -29,7 +29,8 @@ import { startWebServer } from '../src/server/static.js';
 import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
 import { loadModel } from '../src/model.js';
 import { buildBrowserBundle, launchChromium } from '../test/helpers/browser-page.js';
-import { timeModel, type MemoryTrace, type Speeds } from './browser-timing.js';
+import { timeWarm, warmUp, type MemoryTrace, type Speeds } from './browser-timing.js';
+import { rendererCpuMs, selfCpuMs } from './browser-cpu.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
@@ -44,6 +45,8 @@ const streamTokens = Number(flag('stream-tokens') ?? 20000);
 const speed = !argv.includes('--no-speed');
 const withWllama = speed && !argv.includes('--no-wllama');
 const CACHE = 'sink:4+508';
+/** Extra Chromium command-line arguments, space-separated (diagnostics such as `--js-flags=--no-liftoff`). */
+const chromiumArgs = (flag('chromium-args') ?? '').split(' ').filter(Boolean);
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
@@ -58,7 +61,7 @@ copyFileSync(join(root, 'node_modules/@wllama/wllama/esm/wasm/wllama.wasm'), joi
 if (withWllama) exportGguf(modelDir, join(dist, 'model.gguf'), { dtype: dtype as GgufDtype });
 
 const srv = await startWebServer({ modelDir, port: 0, distDir: dist });
-const browser = await launchChromium();
+const browser = await launchChromium(chromiumArgs);
 const page = await browser.newPage();
 const consoleErrors: string[] = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
@@ -90,22 +93,39 @@ if (withWllama) {
   }
 }
 
-const rounds: { page: Speeds[]; node: Speeds[]; wllama: Speeds[] } = { page: [], node: [], wllama: [] };
+/** One timed call: its speeds and the CPU ms it took per generated token (prefill included; --gen >> --prompt). */
+type Timed = Speeds & { cpu_ms_per_token?: number };
+const rounds: { page: Timed[]; node: Timed[]; wllama: Speeds[] } = { page: [], node: [], wllama: [] };
+/** Times `run` (a warm-up done), adding the CPU ms per token that `cpu` counts over it. */
+async function timed(cpu: () => number, run: () => Promise<Speeds> | Speeds): Promise<Timed> {
+  const c0 = cpu();
+  const r = await run();
+  return { prefill_tok_s: r.prefill_tok_s, decode_tok_s: r.decode_tok_s, cpu_ms_per_token: (cpu() - c0) / gen };
+}
 let wllamaPromptN = 0;
 for (let r = 0; speed && r < reps; r++) {
   const order = r % 2 === 0 ? ['page', 'node', 'wllama'] : ['wllama', 'node', 'page'];
   for (const side of order) {
-    if (side === 'page') rounds.page.push(await call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE }));
-    if (side === 'node') rounds.node.push(timeModel(node, prompt, gen, CACHE));
+    if (side === 'page') {
+      await call('ours', { t: 'warm', prompt, cache: CACHE });
+      rounds.page.push(await timed(rendererCpuMs, () => call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE })));
+    }
+    if (side === 'node') {
+      warmUp(node, prompt, CACHE);
+      rounds.node.push(await timed(selfCpuMs, () => timeWarm(node, prompt, gen, CACHE)));
+    }
     if (side === 'wllama' && withWllama && !wllamaError) {
       const w = await call<Speeds & { prompt_n: number }>('wllamaTime', wllamaLetters, gen);
       wllamaPromptN = w.prompt_n;
       rounds.wllama.push(w);
     }
   }
-  log(`round ${r + 1}/${reps}: page ${rounds.page.at(-1)!.decode_tok_s.toFixed(1)}, node ${rounds.node.at(-1)!.decode_tok_s.toFixed(1)}, wllama ${rounds.wllama.at(-1)?.decode_tok_s.toFixed(1) ?? '-'} decode tok/s`);
+  const cpuOf = (x: Timed | undefined): string => x?.cpu_ms_per_token?.toFixed(3) ?? '-';
+  log(`round ${r + 1}/${reps}: page ${rounds.page.at(-1)!.decode_tok_s.toFixed(1)} (${cpuOf(rounds.page.at(-1))} CPU ms/token), node ${rounds.node.at(-1)!.decode_tok_s.toFixed(1)} (${cpuOf(rounds.node.at(-1))}), wllama ${rounds.wllama.at(-1)?.decode_tok_s.toFixed(1) ?? '-'} decode tok/s`);
 }
 const med = (xs: Speeds[]): Speeds | null => (xs.length ? { prefill_tok_s: median(xs.map((x) => x.prefill_tok_s)), decode_tok_s: median(xs.map((x) => x.decode_tok_s)) } : null);
+const medCpu = (xs: Timed[]): number | null => (xs.length ? median(xs.map((x) => x.cpu_ms_per_token ?? NaN)) : null);
+const pageCpu = medCpu(rounds.page), nodeCpu = medCpu(rounds.node);
 const pageS = med(rounds.page), nodeS = med(rounds.node), wllamaS = med(rounds.wllama);
 
 let memory: MemoryTrace | null = null;
@@ -127,6 +147,8 @@ const out = {
   page: pageS, node: nodeS, wllama: wllamaS, wllama_error: wllamaError, rounds,
   browser_vs_node: pageS && nodeS ? r3(pageS.decode_tok_s / nodeS.decode_tok_s) : null,
   browser_vs_wllama: pageS && wllamaS ? r3(pageS.decode_tok_s / wllamaS.decode_tok_s) : null,
+  page_cpu_ms_per_token: pageCpu, node_cpu_ms_per_token: nodeCpu,
+  cpu_browser_vs_node: pageCpu && nodeCpu ? r3(nodeCpu / pageCpu) : null,
   prefill_browser_vs_node: pageS && nodeS ? r3(pageS.prefill_tok_s / nodeS.prefill_tok_s) : null,
   prefill_browser_vs_wllama: pageS && wllamaS ? r3(pageS.prefill_tok_s / wllamaS.prefill_tok_s) : null,
   memory: memory && memorySummary(memory),
@@ -140,6 +162,7 @@ log(`page (ours)    ${f(pageS)}`);
 log(`node (ours)    ${f(nodeS)}`);
 log(`page (wllama)  ${f(wllamaS)}${wllamaError ? '  ' + wllamaError : ''}`);
 log(`browser_vs_node ${out.browser_vs_node}, browser_vs_wllama ${out.browser_vs_wllama}`);
+log(`CPU ms per token (prefill included): page ${pageCpu?.toFixed(3)}, node ${nodeCpu?.toFixed(3)}; cpu_browser_vs_node ${out.cpu_browser_vs_node}`);
 }
 const m = out.memory;
 if (m) {

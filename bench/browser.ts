@@ -4,6 +4,7 @@
  *
  *   npm run bench:browser -- [--json] [--model DIR] [--threads 2] [--dtype f32|q8_0] [--prompt 128]
  *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama] [--no-speed]
+ *                            [--chromium-args '--js-flags=...'] [--cpu-profile DIR]
  *
  * One Chromium runs one cross-origin-isolated page (the static server of `streamlm web`): our engine
  * in a Web Worker through streamlm/browser, and wllama fed the GGUF our exporter writes
@@ -20,7 +21,7 @@
  * Output: a table on stderr; with --json one JSON object on stdout with the raw figures,
  * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts.
  */
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -31,6 +32,7 @@ import { loadModel } from '../src/model.js';
 import { buildBrowserBundle, launchChromium } from '../test/helpers/browser-page.js';
 import { timeWarm, warmUp, type MemoryTrace, type Speeds } from './browser-timing.js';
 import { rendererCpuMs, selfCpuMs } from './browser-cpu.js';
+import { nodeProfiler, workerProfiler, type Profiler } from './browser-profile.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
@@ -46,6 +48,8 @@ const speed = !argv.includes('--no-speed');
 const withWllama = speed && !argv.includes('--no-wllama');
 const CACHE = 'sink:4+508';
 /** Extra Chromium command-line arguments, space-separated (diagnostics such as `--js-flags=--no-liftoff`). */
+/** --cpu-profile DIR: V8 CPU profiles of the page's engine worker and of Node over the speed rounds. */
+const profileDir = flag('cpu-profile');
 const chromiumArgs = (flag('chromium-args') ?? '').split(' ').filter(Boolean);
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -95,6 +99,8 @@ if (withWllama) {
 
 /** One timed call: its speeds and the CPU ms it took per generated token (prefill included; --gen >> --prompt). */
 type Timed = Speeds & { cpu_ms_per_token?: number };
+const profilers: Profiler[] = profileDir ? [await workerProfiler(browser, '/bench-worker.js'), nodeProfiler()] : [];
+for (const p of profilers) await p.start();
 const rounds: { page: Timed[]; node: Timed[]; wllama: Speeds[] } = { page: [], node: [], wllama: [] };
 /** Times `run` (a warm-up done), adding the CPU ms per token that `cpu` counts over it. */
 async function timed(cpu: () => number, run: () => Promise<Speeds> | Speeds): Promise<Timed> {
@@ -122,6 +128,12 @@ for (let r = 0; speed && r < reps; r++) {
   }
   const cpuOf = (x: Timed | undefined): string => x?.cpu_ms_per_token?.toFixed(3) ?? '-';
   log(`round ${r + 1}/${reps}: page ${rounds.page.at(-1)!.decode_tok_s.toFixed(1)} (${cpuOf(rounds.page.at(-1))} CPU ms/token), node ${rounds.node.at(-1)!.decode_tok_s.toFixed(1)} (${cpuOf(rounds.node.at(-1))}), wllama ${rounds.wllama.at(-1)?.decode_tok_s.toFixed(1) ?? '-'} decode tok/s`);
+}
+if (profileDir) {
+  mkdirSync(profileDir, { recursive: true });
+  const names = ['page-worker.cpuprofile', 'node.cpuprofile'];
+  for (const [i, p] of profilers.entries()) writeFileSync(join(profileDir, names[i]), JSON.stringify(await p.stop()));
+  log(`CPU profiles: ${names.map((n) => join(profileDir, n)).join(', ')}`);
 }
 const med = (xs: Speeds[]): Speeds | null => (xs.length ? { prefill_tok_s: median(xs.map((x) => x.prefill_tok_s)), decode_tok_s: median(xs.map((x) => x.decode_tok_s)) } : null);
 const medCpu = (xs: Timed[]): number | null => (xs.length ? median(xs.map((x) => x.cpu_ms_per_token ?? NaN)) : null);

@@ -4,7 +4,7 @@ import { loadModel, type Model } from '../src/browser/index.js';
 import { memoryTrace, timeWarm, warmUp } from './browser-timing.js';
 
 type Job =
-  | { t: 'load'; threads: number; dtype: 'auto' | 'f32' | 'q8_0' }
+  | { t: 'load'; url: string; threads: number; dtype: 'auto' | 'f32' | 'q8_0' }
   | { t: 'warm'; prompt: number[]; cache: string }
   | { t: 'time'; prompt: number[]; gen: number; cache: string }
   | { t: 'memory'; prompt: number[]; tokens: number; every: number; cache: string };
@@ -16,7 +16,7 @@ self.onmessage = async (e: MessageEvent<Job>) => {
   try {
     if (j.t === 'load') {
       await model?.close();
-      model = await loadModel('/model/', { threads: j.threads, dtype: j.dtype, cacheName: null });
+      model = await loadModel(j.url, { threads: j.threads, dtype: j.dtype, cacheName: null });
       postMessage({ ok: true, threads: model.threads, isolated: globalThis.crossOriginIsolated });
     } else if (j.t === 'warm') {
       warmUp(model!, j.prompt, j.cache);

@@ -22,14 +22,18 @@ export function warmUp(model: Model, prompt: number[], cache: string, ms = 600):
   warm.close();
 }
 
-/** The prompt in one prefill, then `gen` greedy steps, on a fresh session (call warmUp first). */
-export function timeWarm(model: Model, prompt: number[], gen: number, cache: string): Speeds {
+/**
+ * The prompt in one prefill, then `gen` greedy steps, on a fresh session (call warmUp first).
+ * `reuseLogits`: every step writes its logits into the previous step's array (ForwardOptions.into)
+ * instead of a new one.
+ */
+export function timeWarm(model: Model, prompt: number[], gen: number, cache: string, reuseLogits = false): Speeds {
   const s = model.session({ cache, prefillChunk: prompt.length });
   try {
     const t0 = performance.now();
     let logits = s.prefill(prompt);
     const t1 = performance.now();
-    for (let i = 0; i < gen; i++) logits = s.step(argmax(logits));
+    for (let i = 0; i < gen; i++) logits = s.step(argmax(logits), reuseLogits ? { into: logits } : {});
     const t2 = performance.now();
     return { prefill_tok_s: prompt.length / ((t1 - t0) / 1000), decode_tok_s: gen / ((t2 - t1) / 1000) };
   } finally {

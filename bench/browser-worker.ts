@@ -6,7 +6,7 @@ import { memoryTrace, timeWarm, warmUp } from './browser-timing.js';
 type Job =
   | { t: 'load'; url: string; threads: number; dtype: 'auto' | 'f32' | 'q8_0' }
   | { t: 'warm'; prompt: number[]; cache: string }
-  | { t: 'time'; prompt: number[]; gen: number; cache: string }
+  | { t: 'time'; prompt: number[]; gen: number; cache: string; reuseLogits: boolean }
   | { t: 'memory'; prompt: number[]; tokens: number; every: number; cache: string };
 
 let model: Model | null = null;
@@ -22,7 +22,7 @@ self.onmessage = async (e: MessageEvent<Job>) => {
       warmUp(model!, j.prompt, j.cache);
       postMessage({ ok: true });
     } else if (j.t === 'time') {
-      postMessage({ ok: true, ...timeWarm(model!, j.prompt, j.gen, j.cache) });
+      postMessage({ ok: true, ...timeWarm(model!, j.prompt, j.gen, j.cache, j.reuseLogits) });
     } else {
       // measureUserAgentSpecificMemory is a window API: the page samples it while this runs.
       postMessage({ ok: true, ...memoryTrace(model!, j.prompt, j.tokens, j.every, j.cache) });

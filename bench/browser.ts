@@ -4,7 +4,7 @@
  *
  *   npm run bench:browser -- [--json] [--model DIR|FILE.gguf] [--gguf q4_K|q8_0|...] [--threads 2] [--dtype f32|q8_0] [--prompt 128]
  *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama] [--no-speed]
- *                            [--chromium-args '--js-flags=...'] [--cpu-profile DIR]
+ *                            [--reuse-logits] [--chromium-args '--js-flags=...'] [--cpu-profile DIR]
  *
  * One Chromium runs one cross-origin-isolated page (the static server of `streamlm web`): our engine
  * in a Web Worker through streamlm/browser, and wllama fed the GGUF our exporter writes
@@ -55,6 +55,8 @@ const gen = Number(flag('gen') ?? 128);
 const reps = Number(flag('reps') ?? 3);
 const streamTokens = Number(flag('stream-tokens') ?? 20000);
 const speed = !argv.includes('--no-speed');
+/** --reuse-logits: our decode steps (both sides) write logits into one array (ForwardOptions.into). */
+const reuseLogits = argv.includes('--reuse-logits');
 const withWllama = speed && !argv.includes('--no-wllama');
 const CACHE = 'sink:4+508';
 /** --cpu-profile DIR: V8 CPU profiles of the page's engine worker and of Node over the speed rounds. */
@@ -138,11 +140,11 @@ for (let r = 0; speed && r < reps; r++) {
   for (const side of order) {
     if (side === 'page') {
       await call('ours', { t: 'warm', prompt, cache: CACHE });
-      rounds.page.push(await timed(rendererCpuMs, () => call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE })));
+      rounds.page.push(await timed(rendererCpuMs, () => call<Speeds>('ours', { t: 'time', prompt, gen, cache: CACHE, reuseLogits })));
     }
     if (side === 'node') {
       warmUp(node, prompt, CACHE);
-      rounds.node.push(await timed(selfCpuMs, () => timeWarm(node, prompt, gen, CACHE)));
+      rounds.node.push(await timed(selfCpuMs, () => timeWarm(node, prompt, gen, CACHE, reuseLogits)));
     }
     if (side === 'wllama' && withWllama && !wllamaError) {
       const w = await call<Speeds & { prompt_n: number }>('wllamaTime', wllamaLetters, gen);
@@ -179,7 +181,7 @@ const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 const out = {
   date: new Date().toISOString(), cpu: cpus()[0]?.model, loadavg: loadavg().map((x) => r3(x)), chromium, libllama: llamaVersion,
   model: modelArg, model_file: modelPath === modelArg ? null : basename(modelPath), dtype: onGguf ? `gguf:${ggufDtype ?? 'file'}` : dtype, threads, page_threads: loaded.threads, cross_origin_isolated: loaded.isolated, prompt_tokens: prompt.length,
-  wllama_prompt_tokens: wllamaPromptN, gen, reps, cache: CACHE,
+  wllama_prompt_tokens: wllamaPromptN, gen, reps, cache: CACHE, reuse_logits: reuseLogits,
   page: pageS, node: nodeS, wllama: wllamaS, wllama_error: wllamaError, rounds,
   browser_vs_node: pageS && nodeS ? r3(pageS.decode_tok_s / nodeS.decode_tok_s) : null,
   browser_vs_wllama: pageS && wllamaS ? r3(pageS.decode_tok_s / wllamaS.decode_tok_s) : null,

@@ -59,6 +59,7 @@ async function load(m: Extract<ToEngine, { t: 'load' }>): Promise<void> {
   post({ t: 'loaded', info: {
     label: model.dir, threads: rt.threads, crossOriginIsolated: globalThis.crossOriginIsolated === true, weightBytes: model.weightBytes,
     layers: model.hparams.numLayers, fingerprint: model.fingerprint, loadMs: performance.now() - t0,
+    mctpSteps: model.mctp?.cfg.num_steps ?? null,
   } });
   await restore();
 }

@@ -22,7 +22,10 @@
  * `--no-speed` skips the speed rounds (the memory run alone: `--no-speed --stream-tokens 100000`).
  *
  * Output: a table on stderr; with --json one JSON object on stdout with the raw figures,
- * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts.
+ * `browser_vs_node` and `browser_vs_wllama` (decode tok/s ratios) and their prefill counterparts,
+ * and our CPU ms per generated token on each side (`page_cpu_ms_per_token`: the Chromium renderers'
+ * /proc CPU time over the timed call; `node_cpu_ms_per_token`: this process's) with
+ * `cpu_browser_vs_node`, which a loaded machine moves far less than wall-clock tok/s.
  */
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';

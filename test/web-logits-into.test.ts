@@ -1,9 +1,11 @@
 // ForwardOptions.into, which the page's streaming evaluation (src/browser/page/engine.ts) and
-// bench:browser --reuse-logits use so that a decode step allocates no vocab-sized array: the
-// logits written into the caller's array must be exactly those a step returns in a new one.
+// bench:browser use so that a decode step allocates no vocab-sized array: the
+// logits written into the caller's array must be exactly those a step returns in a new one, and the
+// decode stepper (generate, the server, the page's chat) decodes with it as plain steps do.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../src/model.js';
+import { DecodeStepper } from '../src/generate/stepper.js';
 
 const MODEL = 'models/novels-8m-sink';
 
@@ -36,6 +38,37 @@ test('step(id, { into }) returns `into` holding the same logits as a plain step,
     assert.equal(c.length, a.length);
     assert.deepEqual(wrong, new Float32Array(7));
     reused.close();   // sessions close in reverse order of creation
+    plain.close();
+  } finally {
+    await m.close();
+  }
+});
+
+test('the decode stepper writes every plain step into one array and decodes as plain greedy steps do', async () => {
+  const m = await loadModel(MODEL, { threads: 1, dtype: 'f32' });
+  try {
+    const plain = m.session({ cache: 'sink:4+28' });
+    const stepped = m.session({ cache: 'sink:4+28' });
+    const prompt = m.encode('Once upon a time');
+    let a = plain.prefill(prompt);
+    stepped.prefill(prompt);
+    const expected: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      let best = 0;
+      for (let j = 1; j < a.length; j++) if (a[j] > a[best]) best = j;
+      expected.push(best);
+      a = plain.step(best);
+    }
+    const st = new DecodeStepper(stepped, { maxNewTokens: 41, sampler: { temperature: 0 }, eos: [], tokenizer: null });
+    const got: number[] = [];
+    const arrays = new Set<Float32Array>();
+    for (let i = 0; i < 40; i++) {
+      got.push(st.next().id!);
+      arrays.add(stepped.logits!);
+    }
+    assert.deepEqual(got, expected);
+    assert.equal(arrays.size, 1, 'the first step allocates, every later one writes into that array (40 arrays without into)');
+    stepped.close();
     plain.close();
   } finally {
     await m.close();

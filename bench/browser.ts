@@ -4,7 +4,7 @@
  *
  *   npm run bench:browser -- [--json] [--model DIR|FILE.gguf] [--gguf q4_K|q8_0|...] [--threads 2] [--dtype f32|q8_0] [--prompt 128]
  *                            [--gen 128] [--reps 3] [--stream-tokens 20000] [--no-wllama] [--no-speed]
- *                            [--reuse-logits] [--chromium-args '--js-flags=...'] [--cpu-profile DIR]
+ *                            [--fresh-logits] [--chromium-args '--js-flags=...'] [--cpu-profile DIR]
  *
  * One Chromium runs one cross-origin-isolated page (the static server of `streamlm web`): our engine
  * in a Web Worker through streamlm/browser, and wllama fed the GGUF our exporter writes
@@ -58,8 +58,12 @@ const gen = Number(flag('gen') ?? 128);
 const reps = Number(flag('reps') ?? 3);
 const streamTokens = Number(flag('stream-tokens') ?? 20000);
 const speed = !argv.includes('--no-speed');
-/** --reuse-logits: our decode steps (both sides) write logits into one array (ForwardOptions.into). */
-const reuseLogits = argv.includes('--reuse-logits');
+/**
+ * Our decode steps (both sides) write each step's logits into the previous step's array
+ * (ForwardOptions.into), as the product's decode loop (DecodeStepper) does; --fresh-logits takes a
+ * new array per step instead, as every step did before (the A/B of docs/benchmarks.md).
+ */
+const reuseLogits = !argv.includes('--fresh-logits');
 const withWllama = speed && !argv.includes('--no-wllama');
 const CACHE = 'sink:4+508';
 /** --cpu-profile DIR: V8 CPU profiles of the page's engine worker and of Node over the speed rounds. */

@@ -29,11 +29,11 @@ async function uaMemory(): Promise<number | null> {
 
 const api = {
   ours: ask,
-  async wllamaLoad(threads: number, nCtx: number): Promise<string> {
+  async wllamaLoad(url: string, threads: number, nCtx: number): Promise<string> {
     wllama = new Wllama({ default: '/wllama.wasm' }, { suppressNativeLog: true });
     // The package ships one wasm build (memory64, no asyncify); its own tests turn compat mode off the same way.
     wllama.setCompat(null);
-    await wllama.loadModelFromUrl('/model.gguf', { n_threads: threads, n_ctx: nCtx, n_batch: 512, useCache: false });
+    await wllama.loadModelFromUrl(url, { n_threads: threads, n_ctx: nCtx, n_batch: 512, useCache: false });
     return Wllama.getLibllamaVersion?.() ?? '';
   },
   /**

@@ -11,22 +11,39 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-export function timeModel(model: Model, prompt: number[], gen: number, cache: string): Speeds {
+/**
+ * An untimed warm-up of `ms` on a throwaway session: V8 runs wasm in Liftoff first and tiers hot
+ * functions up to TurboFan while they run, so timing starts only after this.
+ */
+export function warmUp(model: Model, prompt: number[], cache: string, ms = 600): void {
   const warm = model.session({ cache, prefillChunk: prompt.length });
   const t = performance.now();
-  while (performance.now() - t < 600) { let l = warm.prefill(prompt.slice(0, 32)); for (let i = 0; i < 8; i++) l = warm.step(argmax(l)); }
+  while (performance.now() - t < ms) { let l = warm.prefill(prompt.slice(0, 32)); for (let i = 0; i < 8; i++) l = warm.step(argmax(l)); }
   warm.close();
+}
+
+/**
+ * The prompt in one prefill, then `gen` greedy steps, on a fresh session (call warmUp first).
+ * `reuseLogits`: every step writes its logits into the previous step's array (ForwardOptions.into)
+ * instead of a new one.
+ */
+export function timeWarm(model: Model, prompt: number[], gen: number, cache: string, reuseLogits = false): Speeds {
   const s = model.session({ cache, prefillChunk: prompt.length });
   try {
     const t0 = performance.now();
     let logits = s.prefill(prompt);
     const t1 = performance.now();
-    for (let i = 0; i < gen; i++) logits = s.step(argmax(logits));
+    for (let i = 0; i < gen; i++) logits = s.step(argmax(logits), reuseLogits ? { into: logits } : {});
     const t2 = performance.now();
     return { prefill_tok_s: prompt.length / ((t1 - t0) / 1000), decode_tok_s: gen / ((t2 - t1) / 1000) };
   } finally {
     s.close();
   }
+}
+
+export function timeModel(model: Model, prompt: number[], gen: number, cache: string): Speeds {
+  warmUp(model, prompt, cache);
+  return timeWarm(model, prompt, gen, cache);
 }
 
 export interface MemoryTrace {

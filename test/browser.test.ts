@@ -68,6 +68,8 @@ test('the page loads the shipped model on shared-memory workers and gives Node\'
   assert.equal(state.info!.crossOriginIsolated, true, 'the engine worker is isolated too');
   assert.equal(state.info!.threads, Math.min(2, await page.evaluate(() => navigator.hardwareConcurrency)));
   assert.equal(state.info!.fingerprint, model.fingerprint, 'the page read the same bytes as Node');
+  assert.equal(state.info!.mctpSteps, 4, 'the page fetched the MCTP heads (mctp.safetensors) as Node loads them');
+  assert.equal(model.mctp?.cfg.num_steps, 4);
 
   const prompt = 'It was a dark and stormy night';
   const ids = await say(page, prompt, { max: 64, cache: CACHE });

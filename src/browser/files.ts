@@ -5,7 +5,9 @@ import type { FileSet } from '../platform/types.js';
 import { download, type DownloadOptions } from './download.js';
 
 const REQUIRED = ['config.json'];
-const OPTIONAL = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+// The MCTP draft heads (src/models/mctp.ts) load when mctp.safetensors is there; their config is
+// config.json's `mctp` entry or mctp_config.json.
+const OPTIONAL = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'mctp.safetensors', 'mctp_config.json'];
 
 /** Downloads (or takes from the cache) the files of the HF-layout folder at `url`. */
 export async function filesFromUrl(url: string, opts: DownloadOptions = {}): Promise<FileSet> {

@@ -92,6 +92,13 @@ export class DecodeStepper {
   private chosen: number | null = null;
   private forwards = 0;
   private fed = 0;
+  /**
+   * The logits array of this stepper's previous plain step, which the next writes into
+   * (ForwardOptions.into): a decode step then allocates no vocab-sized array, which costs
+   * Chromium's workers 10-20% of a step (docs/benchmarks.md, "Browser vs Node per-token gap").
+   * Only steps this stepper made: it reads their logits (session.logits) before the next step.
+   */
+  private own: Float32Array | null = null;
   private proposed: number[] = [];
   private accepted: number[] = [];
 
@@ -184,7 +191,7 @@ export class DecodeStepper {
       return { id, text: text + end.text, finish: end.finish };
     }
     if (!fed) {
-      this.session.step(id);
+      this.own = this.session.step(id, this.own ? { into: this.own } : {});
       this.forwards++;
       this.fed++;
       this.spec?.drafter.push([id]);

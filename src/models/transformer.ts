@@ -21,6 +21,13 @@ export interface ForwardOptions {
    * verified positions' states come out of the forward that verified them.
    */
   onHidden?: (rows: Float32Array) => void;
+  /**
+   * Where to copy the logits instead of a new array, when its length is exactly theirs (otherwise a
+   * new array, as without it): returned, and overwritten by the next forward given it. A decode
+   * loop that reads each step's logits before the next saves one vocab-sized allocation per token,
+   * which Chromium's workers pay dearly for (docs/benchmarks.md, "Browser vs Node per-token gap").
+   */
+  into?: Float32Array;
 }
 
 /** How each block runs its projections, fixed at load. */
@@ -105,7 +112,9 @@ export class Transformer {
       this.norm(pass.h, pass.x + first * H * 4, w.finalNorm, outRows, H);
       this.linear(logits, pass.h, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
     }
-    const out = rt.f32(logits, outRows * V).slice();
+    const view = rt.f32(logits, outRows * V);
+    const out = opts.into?.length === view.length ? opts.into : view.slice();
+    if (out === opts.into) out.set(view);
     rt.release(mark);
     return out;
   }

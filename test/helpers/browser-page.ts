@@ -27,7 +27,7 @@ export function launchChromium(extraArgs: readonly string[] = []): Promise<Brows
 
 /** The page's state object (ui.ts). */
 export interface PageState {
-  info: { label: string; threads: number; crossOriginIsolated: boolean; fingerprint: string; loadMs: number } | null;
+  info: { label: string; threads: number; crossOriginIsolated: boolean; fingerprint: string; loadMs: number; mctpSteps: number | null } | null;
   replies: number[][];
   restored: boolean;
   errors: string[];

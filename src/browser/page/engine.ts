@@ -59,6 +59,7 @@ async function load(m: Extract<ToEngine, { t: 'load' }>): Promise<void> {
   post({ t: 'loaded', info: {
     label: model.dir, threads: rt.threads, crossOriginIsolated: globalThis.crossOriginIsolated === true, weightBytes: model.weightBytes,
     layers: model.hparams.numLayers, fingerprint: model.fingerprint, loadMs: performance.now() - t0,
+    mctpSteps: model.mctp?.cfg.num_steps ?? null,
   } });
   await restore();
 }
@@ -156,8 +157,12 @@ async function ppl(text: string, policies: string[], tokens: number): Promise<vo
     try {
       let sum = 0, bSum = 0, bN = 0;
       const series: number[] = [];
+      // Each step's logits are read before the next, so one array takes them all: a fresh
+      // vocab-sized array per token costs Chromium's workers ~10-20% of a step (docs/benchmarks.md).
+      let logits: Float32Array | undefined;
       for (let t = 0; t + 1 < ids.length; t++) {
-        const l = nll(s.step(ids[t]), ids[t + 1]);
+        logits = s.step(ids[t], logits ? { into: logits } : {});
+        const l = nll(logits, ids[t + 1]);
         sum += l; bSum += l; bN++;
         if (bN === bucket) { series.push(Math.exp(bSum / bN)); bSum = 0; bN = 0; }
         if ((t + 1) % bucket === 0 || t + 2 === ids.length) {

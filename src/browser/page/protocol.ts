@@ -16,7 +16,11 @@ export type ToEngine =
 /** Cache occupancy plus memory, for the gauge. */
 export interface Gauge extends CacheStats { wasmBytes: number; tokS: number; workerChunks: number[] }
 
-export interface ModelInfo { label: string; threads: number; crossOriginIsolated: boolean; weightBytes: number; layers: number; fingerprint: string; loadMs: number }
+export interface ModelInfo {
+  label: string; threads: number; crossOriginIsolated: boolean; weightBytes: number; layers: number; fingerprint: string; loadMs: number;
+  /** Draft steps of the MCTP heads loaded beside the model (mctp.safetensors), or null without them. */
+  mctpSteps: number | null;
+}
 
 export type Turn = { role: 'user' | 'assistant'; text: string; ids?: number[] };
 

@@ -102,6 +102,7 @@ try {
       const r = evalStream(m, use, { cache, afterWindow: 256 });
       const base = rows[0]?.ppl ?? r.ppl;
       rows.push({ source, type, ppl: r.ppl, rel_pct: 100 * (r.ppl / base - 1), weight_mb: m.weightBytes / 1e6, weight_rmse_pct: errors ? 100 * pooled(errors) : null, seconds: (performance.now() - t0) / 1000 });
+      console.error(JSON.stringify(rows[rows.length - 1])); // progress: long runs take minutes per row
       return use;
     } finally {
       await m.close();

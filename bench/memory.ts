@@ -10,9 +10,10 @@
  * makeRandomGguf), then runs one child process per shape, so each peak RSS is its own: load the
  * file, open a session with the cache, prefill `--prompt` token ids, decode `--gen` tokens greedily.
  * Peak RSS is the child's `process.resourceUsage().maxRSS` (the kernel's high-water mark: weights,
- * cache and scratch in wasm memory, plus Node itself); wasm memory is the memory's byte length at
- * the end. Decode tok/s is wall clock over the decode steps (the machine may be loaded: the load
- * average is printed with the results).
+ * scratch and the cache pages touched so far, plus Node itself); wasm memory is the memory's byte
+ * length at the end, which counts the whole cache (allocated when the session opens). Decode tok/s
+ * is wall clock over the decode steps, and CPU ms per token the process's CPU time (all worker
+ * threads) over them, which a loaded machine changes less (the load average is printed too).
  *
  * Prints one JSON line per shape on stdout, then a table.
  */
@@ -32,7 +33,7 @@ const BENCH_DIR = join(ROOT, '.bench');
 const DEFAULT_CACHE: Record<string, string> = { 'tinyllama-1.1b': 'sink:4+2044', 'qwen2.5-3b': 'sink:4+4092', 'qwen2.5-0.5b': 'sink:4+4092' };
 
 interface Job { file: string; cache: string; threads: number; prompt: number; gen: number }
-interface Result { load_s: number; prefill_tok_s: number; decode_tok_s: number; peak_rss_bytes: number; wasm_memory_bytes: number; weight_bytes: number; vocab: number }
+interface Result { load_s: number; prefill_tok_s: number; decode_tok_s: number; decode_cpu_ms_per_tok: number; peak_rss_bytes: number; wasm_memory_bytes: number; weight_bytes: number; vocab: number }
 
 /** The child: one load, one session, greedy decoding; reports its own peak RSS. */
 async function child(job: Job): Promise<Result> {
@@ -45,16 +46,16 @@ async function child(job: Job): Promise<Result> {
     const prompt = Array.from({ length: job.prompt }, (_, i) => (i * 7919 + 13) % V);
     const t1 = performance.now();
     let logits = s.prefill(prompt);
-    const t2 = performance.now();
+    const t2 = performance.now(), c2 = process.cpuUsage();
     for (let i = 0; i < job.gen; i++) {
       let best = 0;
       for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
       logits = s.step(best);
     }
-    const t3 = performance.now();
+    const t3 = performance.now(), c3 = process.cpuUsage(c2);
     s.close();
     return {
-      load_s: load, prefill_tok_s: job.prompt / ((t2 - t1) / 1000), decode_tok_s: job.gen / ((t3 - t2) / 1000),
+      load_s: load, prefill_tok_s: job.prompt / ((t2 - t1) / 1000), decode_tok_s: job.gen / ((t3 - t2) / 1000), decode_cpu_ms_per_tok: (c3.user + c3.system) / 1000 / job.gen,
       peak_rss_bytes: process.resourceUsage().maxRSS * 1024, wasm_memory_bytes: m.net.rt.memory.buffer.byteLength, weight_bytes: m.weightBytes, vocab: V,
     };
   } finally {
@@ -86,8 +87,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ bench: 'memory', date: new Date().toISOString(), cpu: cpus()[0]?.model, ...row }));
   }
   const gb = (b: number): string => (b / 2 ** 30).toFixed(2);
-  console.log(`\n| shape | type | cache | file GiB | load s | peak RSS GiB | wasm memory GiB | decode tok/s | threads | load avg |\n|---|---|---|---|---|---|---|---|---|---|`);
-  for (const r of rows) console.log(`| ${r.shape} | ${r.type} | ${r.cache} | ${gb(r.file_bytes)} | ${r.load_s.toFixed(1)} | ${gb(r.peak_rss_bytes)} | ${gb(r.wasm_memory_bytes)} | ${r.decode_tok_s.toFixed(2)} | ${r.threads} | ${r.loadavg.join(' ')} |`);
+  console.log(`\n| shape | type | cache | file GiB | load s | peak RSS GiB | wasm memory GiB | decode tok/s | CPU ms/tok | threads | load avg |\n|---|---|---|---|---|---|---|---|---|---|---|`);
+  for (const r of rows) console.log(`| ${r.shape} | ${r.type} | ${r.cache} | ${gb(r.file_bytes)} | ${r.load_s.toFixed(1)} | ${gb(r.peak_rss_bytes)} | ${gb(r.wasm_memory_bytes)} | ${r.decode_tok_s.toFixed(2)} | ${r.decode_cpu_ms_per_tok.toFixed(0)} | ${r.threads} | ${r.loadavg.join(' ')} |`);
 }
 
 await main();

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { GGUF_TYPES, type GgufDtype } from '../src/export/gguf.js';
 import { loadModel } from '../src/model.js';
 import { benchArgs } from './common.js';
-import { isShape, makeRandomGguf, type Shape } from './make-random-model.js';
+import { isShape, makeRandomGguf } from './make-random-model.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH_DIR = join(ROOT, '.bench');
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   for (const shape of shapes) {
     if (!isShape(shape)) throw new Error(`--shapes: unknown shape '${shape}'`);
     const file = join(BENCH_DIR, `${shape}-${type}.gguf`);
-    if (!existsSync(file)) { console.error(`writing ${file}`); makeRandomGguf(shape as Shape, type, file); }
+    if (!existsSync(file)) { console.error(`writing ${file}`); makeRandomGguf(shape, type, file); }
     const job: Job = { file, cache: caches.get(shape) ?? DEFAULT_CACHE[shape] ?? 'sink:4+4092', threads, prompt, gen };
     const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`${shape}: child failed: ${r.stderr.slice(-1000)}`);

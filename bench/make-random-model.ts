@@ -1,20 +1,24 @@
 /**
- * Writes a random-weight Hugging Face checkpoint of a real model shape, for bench/decode.ts.
+ * Writes a random-weight Hugging Face checkpoint of a real model shape, for bench/decode.ts, or a
+ * GGUF file at a block type, for bench/memory.ts.
  *
- *   node --import tsx bench/make-random-model.ts --shape qwen2.5-0.5b|tinyllama-1.1b --dtype f32|f16|bf16 --out DIR
+ *   node --import tsx bench/make-random-model.ts --shape qwen2.5-0.5b|tinyllama-1.1b|qwen2.5-3b --dtype f32|f16|bf16 --out DIR
+ *   node --import tsx bench/make-random-model.ts --shape ... --dtype q4_K|q5_K|q6_K|q4_0|... --out FILE.gguf
  *
  * DIR gets config.json (LlamaForCausalLM) and model.safetensors. Weights are uniform with std 0.02
  * (xorshift PRNG, fixed seed), norms are 1. The file is streamed tensor by tensor in 16 MiB chunks,
  * so multi-GB checkpoints never sit in one JS allocation. No tokenizer: the bench feeds token ids.
- * Generated directories belong under .bench/ (gitignored).
+ * A block-type GGUF (llama arch, stand-in vocabulary) is written directly: see makeRandomGguf.
+ * Generated files belong under .bench/ (gitignored).
  */
 import { closeSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StreamlmError } from '../src/errors.js';
-import { f32ToF16Bits } from '../src/export/gguf.js';
+import { f32ToF16Bits, GGUF_TYPES, llamaMetadata, writeGguf, type ExportGgufResult, type GgufDtype, type GgufTensorPlan, type LlamaDims } from '../src/export/gguf.js';
+import { chooseOutputType, chooseType, quantizeRow, rowBytes, type QuantType } from '../src/runtime/quant/index.js';
 
-export type Shape = 'qwen2.5-0.5b' | 'tinyllama-1.1b';
+export type Shape = 'qwen2.5-0.5b' | 'tinyllama-1.1b' | 'qwen2.5-3b';
 export type SourceDtype = 'f32' | 'f16' | 'bf16';
 
 export interface ShapeSpec {
@@ -30,10 +34,14 @@ export interface ShapeSpec {
   ctx: number;
 }
 
-/** Real model shapes. Qwen2.5-0.5B keeps its dims but uses vocab 32000 and no q/k/v biases (llama arch). */
+/**
+ * Real model shapes. Qwen2.5-0.5B keeps its dims but uses vocab 32000 and no q/k/v biases (llama
+ * arch); Qwen2.5-3B keeps its vocabulary (151936, tied) and drops only the biases.
+ */
 export const SHAPES: Record<Shape, ShapeSpec> = {
   'qwen2.5-0.5b': { hidden: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, vocab: 32000, tied: true, ropeTheta: 1e6, rmsEps: 1e-6, ctx: 32768 },
   'tinyllama-1.1b': { hidden: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, tied: false, ropeTheta: 1e4, rmsEps: 1e-5, ctx: 2048 },
+  'qwen2.5-3b': { hidden: 2048, layers: 36, heads: 16, kvHeads: 2, ffn: 11008, vocab: 151936, tied: true, ropeTheta: 1e6, rmsEps: 1e-6, ctx: 32768 },
 };
 
 export function isShape(s: string): s is Shape {
@@ -151,6 +159,79 @@ export function makeRandomModel(shape: Shape, dtype: SourceDtype, out: string, s
   writeFileSync(join(out, 'config.json'), JSON.stringify(configJson(spec, dtype), null, 2) + '\n');
 }
 
+/** Random rows quantized per (type, row width); rows of every tensor are drawn from these. */
+const POOL_ROWS = 64;
+
+/**
+ * Writes `out` as a GGUF (llama arch, stand-in vocabulary) of `shape` at the block type `dtype`,
+ * with llama.cpp's per-tensor rules (chooseType: fallback where rows cannot hold the blocks; the
+ * output projection, or a tied embedding, at q6_K). Each 2-D tensor's rows are drawn at random
+ * (xorshift) from POOL_ROWS random rows (std 0.02) per type and width, quantized by our own
+ * quantizer: quantizing all of a 3B model in TS takes hours (~3.6 µs per weight here), and the
+ * memory and speed runs need only real blocks in the real layout, not distinct ones.
+ */
+export function makeRandomGguf(shape: Shape, dtype: GgufDtype, out: string, seed = 0x2545f491): ExportGgufResult {
+  const spec = SHAPES[shape];
+  let state = seed >>> 0 || 1;
+  const next = (): number => { state ^= state << 13; state ^= state >>> 17; state ^= state << 5; return state >>> 0; };
+  const a = 0.02 * Math.sqrt(3);
+  const pools = new Map<string, Uint8Array>();
+  const pool = (type: QuantType, K: number): Uint8Array => {
+    const key = `${type.name}/${K}`;
+    let p = pools.get(key);
+    if (!p) {
+      const rb = rowBytes(type, K), x = new Float32Array(K);
+      p = new Uint8Array(POOL_ROWS * rb);
+      for (let r = 0; r < POOL_ROWS; r++) {
+        for (let i = 0; i < K; i++) x[i] = (next() / 4294967296 * 2 - 1) * a;
+        quantizeRow(type, x, p.subarray(r * rb, (r + 1) * rb));
+      }
+      pools.set(key, p);
+    }
+    return p;
+  };
+  const fallbacks: ExportGgufResult['fallbacks'] = [];
+  const hd = spec.hidden / spec.heads;
+  const plans: GgufTensorPlan[] = [];
+  const add = (name: string, shapeHf: number[], output = false): void => {
+    if (shapeHf.length === 1) {
+      plans.push({ name, shape: shapeHf, type: 0, bytes: shapeHf[0] * 4, encode: () => new Uint8Array(Float32Array.from({ length: shapeHf[0] }, () => 1).buffer) });
+      return;
+    }
+    const [N, K] = shapeHf;
+    const choice = output ? chooseOutputType(dtype, K) : chooseType(dtype, K);
+    if (choice.fallback) fallbacks.push({ name, reason: choice.reason });
+    const type = choice.type, rb = rowBytes(type, K);
+    plans.push({
+      name, shape: shapeHf, type: type.id, bytes: N * rb, encode: () => {
+        const src = pool(type, K), bytes = new Uint8Array(N * rb);
+        for (let r = 0; r < N; r++) { const j = next() % POOL_ROWS; bytes.set(src.subarray(j * rb, (j + 1) * rb), r * rb); }
+        return bytes;
+      },
+    });
+  };
+  add('token_embd.weight', [spec.vocab, spec.hidden], spec.tied);
+  for (let l = 0; l < spec.layers; l++) {
+    const b = `blk.${l}.`;
+    add(b + 'attn_norm.weight', [spec.hidden]);
+    add(b + 'attn_q.weight', [spec.heads * hd, spec.hidden]);
+    add(b + 'attn_k.weight', [spec.kvHeads * hd, spec.hidden]);
+    add(b + 'attn_v.weight', [spec.kvHeads * hd, spec.hidden]);
+    add(b + 'attn_output.weight', [spec.hidden, spec.heads * hd]);
+    add(b + 'ffn_norm.weight', [spec.hidden]);
+    add(b + 'ffn_gate.weight', [spec.ffn, spec.hidden]);
+    add(b + 'ffn_down.weight', [spec.hidden, spec.ffn]);
+    add(b + 'ffn_up.weight', [spec.ffn, spec.hidden]);
+  }
+  add('output_norm.weight', [spec.hidden]);
+  if (!spec.tied) add('output.weight', [spec.vocab, spec.hidden], true);
+  const dims: LlamaDims = {
+    arch: 'llama', vocab: spec.vocab, hidden: spec.hidden, layers: spec.layers, ffn: spec.ffn, heads: spec.heads, kvHeads: spec.kvHeads,
+    headDim: hd, ropeTheta: spec.ropeTheta, rmsEps: spec.rmsEps, ctx: spec.ctx, tied: spec.tied, config: {},
+  };
+  return { ...writeGguf(out, llamaMetadata(dims, dtype, `random ${shape}`, null), plans), fallbacks };
+}
+
 function main(argv: string[]): void {
   const args = new Map<string, string>();
   for (let i = 0; i < argv.length; i += 2) {
@@ -161,9 +242,17 @@ function main(argv: string[]): void {
   const dtype = args.get('dtype') ?? 'f32';
   const out = args.get('out');
   if (!isShape(shape)) throw new StreamlmError(`unknown shape '${shape}' (${Object.keys(SHAPES).join(', ')})`, { field: '--shape' });
-  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new StreamlmError(`unknown dtype '${dtype}' (f32, f16, bf16)`, { field: '--dtype' });
   if (!out) throw new StreamlmError('missing output directory', { field: '--out' });
   const t0 = performance.now();
+  const block = GGUF_TYPES.find((t) => t === dtype && t !== 'f32' && t !== 'f16');
+  if (block) {
+    if (!out.endsWith('.gguf')) throw new StreamlmError(`a ${block} model is written as GGUF: give a FILE.gguf, got '${out}'`, { field: '--out' });
+    const r = makeRandomGguf(shape, block, resolve(out));
+    const fb = r.fallbacks.length ? `; ${r.fallbacks.length} fallbacks (${r.fallbacks[0].reason})` : '';
+    console.error(`wrote ${out} (${(r.dataBytes / 1e9).toFixed(2)} GB, ${Object.entries(r.types).map(([t, n]) => `${n} ${t}`).join(', ')}${fb}) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return;
+  }
+  if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') throw new StreamlmError(`unknown dtype '${dtype}' (f32, f16, bf16, or a block type: ${GGUF_TYPES.filter((t) => t !== 'f32' && t !== 'f16').join(', ')})`, { field: '--dtype' });
   makeRandomModel(shape, dtype, resolve(out));
   const gb = checkpointBytes(SHAPES[shape], dtype) / 1e9;
   console.error(`wrote ${out}/model.safetensors (${gb.toFixed(2)} GB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -10,7 +10,7 @@ import { StreamlmError } from '../src/errors.js';
 import { loadModel, type Model } from '../src/model.js';
 import { readGgufHeader } from '../src/runtime/gguf.js';
 import { fixtureDir, relErr } from './helpers/fixtures.js';
-import { writeRandomLlama } from './helpers/gguf-writer.js';
+import { MIXED_OVERRIDES, writeRandomLlama } from './helpers/gguf-writer.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'streamlm-gguf-quant-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -59,6 +59,41 @@ test('quantized GGUF files: blocks as the spec lays them out, per-tensor fallbac
     const f = await logits(file, 'f32');
     const e = relErr(q.l, f.l);
     assert.ok(e < 5e-2 && e > 0, `${type}: block kernels vs dequantized f32 weights, rel err ${e}`);
+  }
+});
+
+test('fused linears whose parts have different types (a Q4_K_M-style mix) keep every part in its own blocks', async () => {
+  const dir = join(tmp, 'rand-mixed');
+  writeRandomLlama(dir);
+  const file = join(tmp, 'rand-mixed.gguf');
+  exportGguf(dir, file, { dtype: 'q4_K', overrides: MIXED_OVERRIDES });
+  const types = new Map(readGgufHeader(file).tensors.map((t) => [t.name, t.type.name.toLowerCase()]));
+  assert.deepEqual(['attn_q', 'attn_k', 'attn_v', 'ffn_gate', 'ffn_up', 'ffn_down'].map((n) => types.get(`blk.0.${n}.weight`)), ['q4_k', 'f16', 'q6_k', 'q4_k', 'q8_0', 'q5_0']);
+  // Nothing expanded: q (q4_K), k (f16), v (q6_K), o (q4_K), gate (q4_K), up (planar q8_0), down
+  // (q5_0 fallback), output (q6_K), token_embd (q4_K), three f32 norms.
+  const n = (rows: number, K: number): number => (rows * K) / 256;
+  const want = BYTES_PER_256.q4_K * (n(256, 256) * 2 + n(576, 256) + n(320, 256)) + 2 * 128 * 256 + BYTES_PER_256.q6_K * (n(128, 256) + n(320, 256))
+    + BYTES_PER_256.q8_0 * n(576, 256) + BYTES_PER_256.q5_0 * n(256, 576) + 4 * 256 * 3;
+  const q = await logits(file);
+  assert.equal(q.bytes, want, 'weight bytes');
+  // Against the same weights dequantized to f32: only the 8-bit activations of the quantized parts
+  // differ (2-3% on these sharp random logits, as in the first test); a part written into the wrong
+  // output columns or with the wrong bias offset moves them by whole multiples of the logit scale.
+  const f = await logits(file, 'f32');
+  const e = relErr(q.l, f.l);
+  assert.ok(e < 5e-2 && e > 0, `mixed parts vs dequantized f32 weights, rel err ${e}`);
+  // One decoded row writes each part straight into its output columns; it must agree with the
+  // prefill's last row (which goes through a scratch per part) to float rounding.
+  const m = await loadModel(file, { threads: 1 });
+  try {
+    const s = m.session({ cache: 'dense', maxTokens: IDS.length });
+    s.prefill(IDS.slice(0, -1));
+    const last = s.prefill(IDS.slice(-1));
+    s.close();
+    const V = last.length, row = q.l.subarray((IDS.length - 1) * V, IDS.length * V);
+    assert.ok(relErr(last, row) < 1e-5, `decode vs prefill row, rel err ${relErr(last, row)}`);
+  } finally {
+    await m.close();
   }
 });
 

@@ -153,7 +153,8 @@ function f16Table(): Float32Array {
 
 // --- checkpoint description ---
 
-interface LlamaDims {
+/** A Llama-family model's dims as the GGUF header states them (`llamaMetadata`). */
+export interface LlamaDims {
   /** GGUF architecture: llama permutes q/k rows for interleaved RoPE; qwen2 keeps HF's rotate_half. */
   arch: 'llama' | 'qwen2';
   vocab: number;
@@ -382,7 +383,8 @@ function dummyVocab(n: number): { tokens: string[]; scores: Float32Array; types:
   return { tokens, scores, types };
 }
 
-function metadata(dims: LlamaDims, dtype: GgufDtype, name: string, vocab: GgufVocab | null): [string, MetaValue][] {
+/** The `general.*`, `<arch>.*` and `tokenizer.*` keys; `vocab` null: a stand-in SentencePiece vocabulary. */
+export function llamaMetadata(dims: LlamaDims, dtype: GgufDtype, name: string, vocab: GgufVocab | null): GgufMetadata {
   const a = dims.arch;
   const kv: [string, MetaValue][] = [
     ['general.architecture', { t: 'str', v: a }],
@@ -455,11 +457,25 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
     if (!(o.dtype in FILE_TYPE)) throw new StreamlmError(`unknown dtype ${String(o.dtype)} for ${String(o.pattern)} (${GGUF_TYPES.join(', ')})`, { field: 'overrides' });
   }
   const plans = plan(dims, tensors, dtype, hfDir, fallbacks, opts.overrides);
+  const kv = llamaMetadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model', vocabFromHf(hfDir, dims.vocab, dims.config));
+  const r = writeGguf(outFile, kv, plans.map((p) => ({ ...p, encode: () => encodeTensor(p) })), opts.onTensor);
+  return { ...r, fallbacks };
+}
+
+/** One tensor to write: GGUF name, shape (slowest dimension first), ggml type, byte count, and its bytes on demand. */
+export interface GgufTensorPlan { name: string; shape: number[]; type: number; bytes: number; encode: () => Uint8Array }
+
+/** Header metadata as `writeGguf` takes it (from `llamaMetadata`). */
+export type GgufMetadata = [string, MetaValue][];
+
+/**
+ * Writes a GGUF v3 file: header, then each tensor's bytes at its aligned offset, one tensor in
+ * memory at a time. Written to `outFile.tmp` and renamed, so a failed write leaves no file.
+ */
+export function writeGguf(outFile: string, kv: GgufMetadata, plans: GgufTensorPlan[], onTensor?: ExportGgufOptions['onTensor']): Omit<ExportGgufResult, 'fallbacks'> {
   const types: Record<string, number> = {};
   for (const p of plans) { const t = quantType(p.type).name; types[t] = (types[t] ?? 0) + 1; }
-
   const head = new ByteSink();
-  const kv = metadata(dims, dtype, hfDir.split('/').filter(Boolean).pop() ?? 'model', vocabFromHf(hfDir, dims.vocab, dims.config));
   head.u32(GGUF_MAGIC);
   head.u32(GGUF_VERSION);
   head.u64(plans.length);
@@ -490,19 +506,19 @@ export function exportGguf(hfDir: string, outFile: string, opts: ExportGgufOptio
       const p = plans[i];
       const want = dataStart + offsets[i];
       if (want > pos) { writeSync(fd, new Uint8Array(want - pos)); pos = want; }
-      const bytes = encodeTensor(p);
+      const bytes = p.encode();
       check(bytes.length === p.bytes, `encoded ${bytes.length} bytes, expected ${p.bytes}`, { file: outFile, field: p.name });
       writeAll(fd, bytes);
       pos += bytes.length;
       dataBytes += bytes.length;
-      opts.onTensor?.(p.name, i + 1, plans.length);
+      onTensor?.(p.name, i + 1, plans.length);
     }
     const end = alignUp(pos, GGUF_ALIGNMENT);
     if (end > pos) writeSync(fd, new Uint8Array(end - pos));
     ok = true;
     closeSync(fd);
     renameSync(tmp, outFile);
-    return { file: outFile, tensors: plans.length, dataBytes, types, fallbacks };
+    return { file: outFile, tensors: plans.length, dataBytes, types };
   } finally {
     if (!ok) {
       closeSync(fd);

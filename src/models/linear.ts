@@ -44,7 +44,14 @@ export interface R4Linear extends LinearBase { kind: 'f32r4'; w: number }
 /** f16/bf16 weights repacked at load the same way, 8 columns per 16-byte row piece (src/kernels/matmul_h4.ts). */
 export interface H4Linear extends LinearBase { kind: 'h4'; dtype: 'f16' | 'bf16'; w: number }
 
-export type Linear = DenseLinear | R4Linear | H4Linear | Q8Linear | BlockLinear | LowRankLinear;
+/**
+ * A fused linear whose parts keep different weight kinds (a llama.cpp Q4_K_M file stores attn_v in
+ * Q6_K and attn_q/attn_k in Q4_K): each part runs on its own kernel and writes output columns
+ * [nOff, nOff + lin.N). The parts carry no bias; the fused bias (N) is offset per part.
+ */
+export interface ConcatLinear extends LinearBase { kind: 'concat'; parts: { lin: Linear; nOff: number }[] }
+
+export type Linear = DenseLinear | R4Linear | H4Linear | Q8Linear | BlockLinear | LowRankLinear | ConcatLinear;
 
 /** Scratch a linear may use for quantized activations: int8 (M·K) and f32 scales (M·K/32 + 1). */
 export interface LinearScratch { xq: number; xs: number }
@@ -72,6 +79,7 @@ const RUNNERS: { [K in Linear['kind']]: Runner<Extract<Linear, { kind: K }>> } =
     rt.run(lin.op, [out, s.xq, s.xs, lin.w, lin.bias, M, lin.K, lin.N]);
   },
   lowrank: runLowRank,
+  concat: runConcat,
 };
 
 /** out (M, N) = x (M, K) · Wᵀ + b, on all threads. */
@@ -99,6 +107,23 @@ function runLowRank(rt: Runtime, out: number, x: number, lin: LowRankLinear, M: 
     }
   }
   rt.release(mark);
+}
+
+/**
+ * Each part on its own kernel. One row (decode) writes straight into its columns of `out`; more
+ * rows go through a (M, n_i) scratch that is scattered into the columns.
+ */
+function runConcat(rt: Runtime, out: number, x: number, lin: ConcatLinear, M: number, s: LinearScratch, self: LinearFn): void {
+  for (const { lin: part, nOff } of lin.parts) {
+    const biased = { ...part, bias: lin.bias ? lin.bias + nOff * 4 : 0 };
+    if (M === 1) { self(out + nOff * 4, x, biased, 1, s.xq, s.xs); continue; }
+    const mark = rt.mark(), n = part.N;
+    const tmp = rt.alloc(M * n * 4);                      // (M, n)
+    self(tmp, x, biased, M, s.xq, s.xs);
+    const ov = rt.f32(out, M * lin.N), tv = rt.f32(tmp, M * n);
+    for (let m = 0; m < M; m++) ov.set(tv.subarray(m * n, (m + 1) * n), m * lin.N + nOff);
+    rt.release(mark);
+  }
 }
 
 /** True for a dense f32 linear (what the FlashSVD kernels read). */

@@ -54,7 +54,9 @@ export class Transformer {
       if (lowrank === 'streaming') throw new StreamlmError(`layer ${l} cannot run the streaming low-rank kernels (they need Llama-style blocks with f32 low-rank factors)`, { field: 'lowrank' });
       return 'dense';
     });
-    const quantized = (l: Linear): boolean => l.kind === 'q8_0' || l.kind === 'block' || (l.kind === 'lowrank' && [l.a, ...l.parts.map((q) => q.b)].some(quantized));
+    const quantized = (l: Linear): boolean => l.kind === 'q8_0' || l.kind === 'block'
+      || (l.kind === 'lowrank' && [l.a, ...l.parts.map((q) => q.b)].some(quantized))
+      || (l.kind === 'concat' && l.parts.some((q) => quantized(q.lin)));
     this.q8 = [w.lmHead, ...w.layers.flatMap((L) => [L.qkv, L.o, L.up, L.down])].some(quantized);
   }
 

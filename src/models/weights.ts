@@ -5,7 +5,7 @@ import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
 import { chooseOutputType, chooseType, dequantizeRow, quantizeRow, quantType, rowBytes, QUANT_MATMUL, type TypeChoice } from '../runtime/quant/index.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
-import type { DenseLinear, Linear, LowRankLinear } from './linear.js';
+import type { ConcatLinear, DenseLinear, Linear, LowRankLinear } from './linear.js';
 import type { HParams } from './config.js';
 
 /** What the user asks for: keep the checkpoint's dtype, or convert (q8_0 planar, or a GGML block type). */
@@ -150,22 +150,30 @@ export class WeightLoader {
   linear(parts: RowSource[], K: number, biases: string[] | null, rowsOf: number[], output = false): Linear {
     if (this.lowrank && parts.some((p) => this.lowrank!.ranks.has(prefixOf(p.name) ?? ''))) return this.lowRankLinear(parts, K, biases, rowsOf);
     let lin = this.matrix(parts, K, rowsOf, this.target, output);
-    // Whole f32 linears go to 4-row groups for the GEMV, f16/bf16 ones to the h4 twin of that layout.
-    // Never low-rank factors (the FlashSVD kernels read rows; they come through matrix()) nor a tied
-    // head (the embedding gather reads rows).
-    if (lin.kind === 'dense' && lin.dtype === 'f32' && this.rt.k.pack_f32r4(lin.w, lin.N, lin.K) === 1) {
-      lin = { kind: 'f32r4', w: lin.w, bias: 0, N: lin.N, K: lin.K };
-    } else if (lin.kind === 'dense' && lin.dtype !== 'f32' && this.rt.k.pack_h4(lin.w, lin.N, lin.K) === 1) {
-      lin = { kind: 'h4', dtype: lin.dtype, w: lin.w, bias: 0, N: lin.N, K: lin.K };
-    }
+    if (lin.kind === 'concat') lin.parts = lin.parts.map((p) => ({ lin: this.packed(p.lin), nOff: p.nOff }));
+    else lin = this.packed(lin);
     if (biases) lin.bias = this.biases(parts, biases, rowsOf);
     return lin;
   }
 
   /**
+   * Whole f32 linears go to 4-row groups for the GEMV, f16/bf16 ones to the h4 twin of that layout.
+   * Never low-rank factors (the FlashSVD kernels read rows; they come through matrix()) nor a tied
+   * head (the embedding gather reads rows).
+   */
+  private packed(lin: Linear): Linear {
+    if (lin.kind === 'dense' && lin.dtype === 'f32' && this.rt.k.pack_f32r4(lin.w, lin.N, lin.K) === 1) {
+      return { kind: 'f32r4', w: lin.w, bias: 0, N: lin.N, K: lin.K };
+    } else if (lin.kind === 'dense' && lin.dtype !== 'f32' && this.rt.k.pack_h4(lin.w, lin.N, lin.K) === 1) {
+      return { kind: 'h4', dtype: lin.dtype, w: lin.w, bias: 0, N: lin.N, K: lin.K };
+    }
+    return lin;
+  }
+
+  /**
    * The weight matrix alone, in the kind `target` asks for. A block-quantized source (a GGUF
-   * Q4_0/Q4_K/... tensor) would become a `BlockLinear` here, rows copied as stored and its kernel
-   * taken from the block table in src/runtime/quant/; the forward pass needs no change for it.
+   * Q4_0/Q4_K/... tensor) becomes a `BlockLinear`, rows copied as stored and its kernel taken from
+   * the block table in src/runtime/quant/; parts of different types become a `ConcatLinear`.
    */
   private matrix(parts: RowSource[], K: number, rowsOf: number[], target: LoadDType, output = false): Linear {
     const infos = parts.map((p, i) => this.info(p.name, [rowsOf[i], K]));
@@ -181,6 +189,13 @@ export class WeightLoader {
       return this.quantizedMatrix(parts, infos, K, rowsOf, choice.type);
     }
     const same = infos.every((t) => t.dtype === infos[0].dtype);
+    if (target === 'auto' && !same) {
+      // Fused parts stored in different types (llama.cpp's _M mixes): each part stays in its own
+      // type and kernel, instead of one matrix expanded to f32.
+      const out: ConcatLinear = { kind: 'concat', parts: [], bias: 0, N, K };
+      for (let i = 0, nOff = 0; i < parts.length; nOff += rowsOf[i], i++) out.parts.push({ lin: this.matrix([parts[i]], K, [rowsOf[i]], target), nOff });
+      return out;
+    }
     let lin: Linear;
     // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for.
     const fileQ8 = target === 'auto' && same && infos[0].dtype === 'Q8_0';

@@ -189,3 +189,14 @@ export function writeRandomLlama(dir: string): void {
   }));
 }
 
+
+/**
+ * Per-tensor types that give writeRandomLlama's fused linears parts of different kinds, as
+ * llama.cpp's Q4_K_M does (attn_v at Q6_K next to Q4_K q/k): with `dtype: 'q4_K'`, q/k/v become
+ * q4_K + f16 + q6_K and gate/up q4_K + q8_0.
+ */
+export const MIXED_OVERRIDES: { pattern: RegExp; dtype: 'q6_K' | 'f16' | 'q8_0' }[] = [
+  { pattern: /attn_v\.weight$/, dtype: 'q6_K' },
+  { pattern: /attn_k\.weight$/, dtype: 'f16' },
+  { pattern: /ffn_up\.weight$/, dtype: 'q8_0' },
+];

@@ -15,10 +15,21 @@ async function main(): Promise<void> {
     try {
       const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
       const context = await model.createContext({ contextSize: 512, batchSize: Math.max(32, args.probe.length), threads: { ideal: 1, min: 1 }, sequences: 1 });
-      const it = context.getSequence().evaluateWithMetadata(args.probe as Token[], { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0 });
-      const r = await it.next();
-      await it.return();
-      const logprobs = r.done ? [] : [...r.value.probabilities.entries()].map(([id, p]) => [id, Math.log(p)]);
+      // Under a heavily loaded machine the test once got a list without its top token; evaluate
+      // until two runs agree (size and top token), at most 4 times, so one odd run cannot fail it.
+      let logprobs: number[][] = [], prev = '';
+      for (let run = 0; run < 4; run++) {
+        const seq = context.getSequence();
+        const it = seq.evaluateWithMetadata(args.probe as Token[], { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0 });
+        const r = await it.next();
+        await it.return();
+        await seq.dispose();
+        logprobs = r.done ? [] : [...r.value.probabilities.entries()].map(([id, p]) => [id, Math.log(p)]);
+        const top = logprobs.reduce((a, b) => (b[1] > a[1] ? b : a), [-1, -Infinity]);
+        const key = `${logprobs.length}:${top[0]}`;
+        if (key === prev) break;
+        prev = key;
+      }
       process.stdout.write(JSON.stringify({ model: file, logprobs }) + '\n');
       await context.dispose();
       await model.dispose();

@@ -1,6 +1,8 @@
 // A/B of two builds of the kernels on one thread, in alternating rounds within one process:
 // prefill GEMMs (M = 128) and decode GEMVs (M = 1) at Qwen2.5-0.5B shapes, per weight format
-// (f32r4, f16, bf16, q8; f16h4/bf16h4 run the h4 layout where a build has it, else row-major).
+// (f32r4, f16, bf16, q8; f16h4/bf16h4 run the h4 layout where a build has it, else row-major; a GGML
+// block type name such as q4_0 or q4_K runs its GGUF-layout kernel on random blocks, activation
+// quantization included).
 // Reports median CPU milliseconds per call (process.cpuUsage, so time lost to other processes on a
 // shared machine is left out) and B/A. Build A first, e.g. from main:
 //   git stash; npm run build:kernels; cp build/kernels.wasm /tmp/a.wasm; git stash pop; npm run build:kernels
@@ -8,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { StreamlmError } from '../src/errors.js';
 import type { Kernels } from '../src/runtime/kernels.js';
+import { QUANT_MATMUL, QUANT_TYPES, rowBytes, type GgmlTypeName } from '../src/runtime/quant/index.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, dflt: string): string => { const i = argv.indexOf(name); return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt; };
@@ -55,6 +58,20 @@ function setup(i: Inst, kind: string, M: number, K: number, N: number): () => vo
     }
     return bf ? () => i.k.matmul_bf16(out, x, h, 0, M, K, N, 0, 1) : () => i.k.matmul_f16(out, x, h, 0, M, K, N, 0, 1);
   }
+  const bk = QUANT_MATMUL[kind as GgmlTypeName];
+  if (bk) {
+    // Random block bytes, every f16 field (d, dmin, q6_K's d) a small normal value.
+    const t = QUANT_TYPES[kind as GgmlTypeName], bytes = N * rowBytes(t, K), wb = alloc(i, bytes), v = new Uint8Array(i.mem.buffer, wb, bytes);
+    let s = 7;
+    for (let j = 0; j < bytes; j++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; v[j] = s >>> 24; }
+    const f16At = kind === 'q6_K' ? [208] : ['q4_1', 'q5_1', 'q4_K', 'q5_K'].includes(kind) ? [0, 2] : [0];
+    for (let b = 0; b < bytes; b += t.blockBytes) for (const o of f16At) { v[b + o] = 0; v[b + o + 1] = 0x20; }
+    const bxq = alloc(i, bk.xqBytes(M, K)), bxs = alloc(i, bk.xsBytes(M, K));
+    // wasm exports are plain functions with no `this`; the union of every kernel's signature is too wide here.
+    // eslint-disable-next-line @typescript-eslint/unbound-method, @typescript-eslint/no-unnecessary-type-assertion
+    const q = i.k[bk.quantize], mm = i.k[bk.matmul] as unknown as (...a: number[]) => void;
+    return () => { q(bxq, bxs, x, M, K); mm(out, bxq, bxs, wb, 0, M, K, N, 0, 1); };
+  }
   const wq = alloc(i, N * K), ws = alloc(i, N * K / 8), xq = alloc(i, M * K), xs = alloc(i, M * K / 8);
   i.k.quantize_q8(wq, ws, w, N, K);
   return () => { i.k.quantize_q8(xq, xs, x, M, K); i.k.matmul_q8(out, xq, xs, wq, ws, 0, M, K, N, 0, 1); };
@@ -74,6 +91,7 @@ const SHAPES: [string, number, number][] = [['qkv 896->1152', 896, 1152], ['gate
 const A = await load(aPath), B = await load(bPath);
 const rows: { case: string; a_ms: number; b_ms: number; ratio: number }[] = [];
 for (const kind of KINDS) for (const M of MS) for (const [label, K, N] of SHAPES) {
+  if (K % (QUANT_MATMUL[kind as GgmlTypeName]?.blockElems ?? 1) !== 0) continue; // 896 holds no q4_K super-blocks
   const fa = setup(A, kind, M, K, N), fb = setup(B, kind, M, K, N);
   for (const t0 = performance.now(); performance.now() - t0 < 300;) { fa(); fb(); } // tier-up
   const ta: number[] = [], tb: number[] = [];

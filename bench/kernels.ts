@@ -125,7 +125,8 @@ for (const threads of THREADS) {
       rt.release(mark);
     }
     {
-      // Reference points in the same run: the planar matmul_q8 (src/kernels/q8.ts) and f32.
+      // Reference points in the same run: the planar matmul_q8 (src/kernels/q8.ts) and f32. The q8
+      // planar row is also what a model's q5_0 linears run on (widened at load, src/runtime/quant/widen.ts).
       const mark = rt.mark();
       const q8 = weights(rt, 'q8', N, K);
       const xq = rt.alloc(K), xs = rt.alloc(K / 8);

@@ -31,8 +31,11 @@ async function logits(path: string, dtype: 'auto' | 'f32' = 'auto'): Promise<{ l
 
 /** llama.cpp's per-tensor rule for rows that cannot hold super-blocks (llama_tensor_get_type). */
 const DOWN_FALLBACK: Record<string, string> = { q4_K: 'q5_0', q5_K: 'q5_1', q6_K: 'q8_0' };
-/** Bytes per 256 weights in memory: ggml-common.h's block sizes; Q8_0 is repacked planar (int8 + an f32 scale per 32). */
-const BYTES_PER_256: Record<string, number> = { q4_0: 144, q4_1: 160, q5_0: 176, q5_1: 192, q8_0: 256 + 32, q4_K: 144, q5_K: 176, q6_K: 210 };
+/**
+ * Bytes per 256 weights of a linear in memory: ggml-common.h's block sizes; Q8_0 is repacked planar
+ * (int8 + an f32 scale per 32) and Q5_0 widened to the same (src/runtime/quant/widen.ts).
+ */
+const BYTES_PER_256: Record<string, number> = { q4_0: 144, q4_1: 160, q5_0: 256 + 32, q5_1: 192, q8_0: 256 + 32, q4_K: 144, q5_K: 176, q6_K: 210 };
 
 test('quantized GGUF files: blocks as the spec lays them out, per-tensor fallback, weights kept in blocks, logits of the dequantized weights', async () => {
   const dir = join(tmp, 'rand');

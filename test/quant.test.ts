@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
-import { QUANT_MATMUL, QUANT_TYPES, chooseType, dequantizeRow, fallbackSummary, quantType, quantizeRow, rowBytes,
+import { QUANT_MATMUL, QUANT_TYPES, chooseType, dequantizeRow, fallbackSummary, quantType, quantizeRow, rowBytes, widenQ5_0,
   type GgmlTypeName } from '../src/runtime/quant/index.js';
 import { StreamlmError } from '../src/errors.js';
 import { searchMode } from '../src/runtime/quant/search.js';
@@ -371,4 +371,35 @@ test('embed_q gathers rows equal to dequantizeRow bit for bit, for every block t
     rt.release(mark);
   }
   assert.equal(rt.k.embed_q(0, 0, 0, 0, 32, 0), 0, 'f32 is not a block type');
+});
+
+test('q5_0 widened to planar int8 (load-time repack): d·q equals dequantizeRow bit for bit, and matmul_q8 on it equals matmul_q5_0', () => {
+  const N = 9, K = 160, nb = (N * K) / 32;
+  const wb = randomWeights('q5_0', N, K);
+  // Every code at both ends: block 0 all 0 (q = -16), block 1 all 31 (q = 15).
+  wb.fill(0, 2, 22); wb.fill(255, 22 + 2, 44);
+  const q = new Int8Array(N * K), sc = new Float32Array(nb);
+  widenQ5_0(wb, q, sc);
+  assert.equal(q[0], -16); assert.equal(q[32 + 31], 15);
+  const ref = dequantizeRow('q5_0', wb, N * K);
+  for (let i = 0; i < N * K; i++) if (!Object.is(Math.fround(q[i] * sc[i >> 5]), ref[i])) assert.fail(`widened [${i}]: ${q[i]}·${sc[i >> 5]} vs ${ref[i]}`);
+  // Same arithmetic in both kernels (per block: f32(Σ xq·q) · (xs·d), summed in block order): equal outputs.
+  for (const rt of rts) {
+    for (const M of [1, 3]) {
+      const mark = rt.mark();
+      const xp = put(rt, Float32Array.from({ length: M * K }, gauss)), bp = put(rt, Float32Array.from({ length: N }, gauss));
+      const xq = rt.alloc(M * K), xs = rt.alloc(M * K / 8), o5 = rt.alloc(M * N * 4), o8 = rt.alloc(M * N * 4);
+      const wp = put(rt, wb), qp = put(rt, new Uint8Array(q.buffer)), sp = put(rt, sc);
+      rt.k.quantize_q8(xq, xs, xp, M, K);
+      rt.run('matmul_q5_0', [o5, xq, xs, wp, bp, M, K, N]);
+      rt.run('matmul_q8', [o8, xq, xs, qp, sp, bp, M, K, N]);
+      // Rows in groups of 4 match bit for bit; the N % 4 tail rows sum their blocks' lanes in another order.
+      const a = rt.f32(o8, M * N), b = rt.f32(o5, M * N);
+      for (let i = 0; i < M * N; i++) {
+        const tail = i % N >= N - (N % 4), ok = tail ? Math.abs(a[i] - b[i]) <= 1e-6 * (Math.abs(b[i]) + 1) : Object.is(a[i], b[i]);
+        if (!ok) assert.fail(`M=${M} threads=${rt.threads} [${i}]: matmul_q8 ${a[i]} vs matmul_q5_0 ${b[i]}`);
+      }
+      rt.release(mark);
+    }
+  }
 });

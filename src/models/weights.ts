@@ -3,7 +3,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { ModelDir } from '../runtime/modeldir.js';
 import { readTensorBytes, type TensorInfo } from '../runtime/safetensors.js';
 import { dequantizeQ8_0, repackQ8_0 } from '../runtime/ggml-q8.js';
-import { chooseOutputType, chooseType, dequantizeRow, quantizeRow, quantType, rowBytes, QUANT_MATMUL, type TypeChoice } from '../runtime/quant/index.js';
+import { chooseOutputType, chooseType, dequantizeRow, quantizeRow, quantType, rowBytes, widenQ5_0, QUANT_MATMUL, type TypeChoice } from '../runtime/quant/index.js';
 import { factorA, factorB, parseLowRank, prefixOf, type LowRankSpec } from './lowrank.js';
 import type { ConcatLinear, DenseLinear, Linear, LowRankLinear } from './linear.js';
 import type { HParams } from './config.js';
@@ -197,8 +197,9 @@ export class WeightLoader {
       return out;
     }
     let lin: Linear;
-    // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for.
-    const fileQ8 = target === 'auto' && same && infos[0].dtype === 'Q8_0';
+    // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for; Q5_0 blocks are
+    // widened to the same planar int8 (exact, 36 B per 32 instead of 22; src/runtime/quant/widen.ts).
+    const fileQ8 = target === 'auto' && same && (infos[0].dtype === 'Q8_0' || infos[0].dtype === 'Q5_0');
     // Other block types stay as the file stores them and run on their own kernel.
     const block = target === 'auto' && same && !fileQ8 ? blockKernel(infos[0].dtype) : null;
     if (block) {
@@ -214,7 +215,7 @@ export class WeightLoader {
       for (let i = 0; i < parts.length; i++) {
         // Quantize in row blocks so the f32 staging buffer stays small.
         const mark = this.rt.mark();
-        if (infos[i].dtype === 'Q8_0') {
+        if (infos[i].dtype === 'Q8_0' || infos[i].dtype === 'Q5_0') {
           this.rowsQ8(infos[i], w + row * K, ws + (row * K) / 32 * 4, rowsOf[i], K, parts[i].rowMap);
         } else {
           const tmp = this.rt.alloc(rowsOf[i] * K * 4);
@@ -248,6 +249,7 @@ export class WeightLoader {
    */
   private quantizedMatrix(parts: RowSource[], infos: TensorInfo[], K: number, rowsOf: number[], type: ReturnType<typeof quantType>): Linear {
     const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(type, K);
+    if (type.name === 'q5_0') return this.widenedQ5_0(parts, infos, K, rowsOf);
     const w = this.rt.alloc(N * rb);
     for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) {
       const mark = this.rt.mark();
@@ -259,6 +261,26 @@ export class WeightLoader {
     }
     this.bytes += N * rb;
     return { kind: 'block', type: type.name, op: QUANT_MATMUL[type.name]!.matmul, w, bias: 0, N, K };
+  }
+
+  /** q5_0 blocks from our quantizer, widened to planar int8 as a file's Q5_0 is (see matrix()). Load time only. */
+  private widenedQ5_0(parts: RowSource[], infos: TensorInfo[], K: number, rowsOf: number[]): Linear {
+    const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(quantType('q5_0'), K);
+    const w = this.rt.alloc(N * K), ws = this.rt.alloc((N * K) / 32 * 4);
+    for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) {
+      const mark = this.rt.mark();
+      const tmp = this.rt.alloc(rowsOf[i] * K * 4);
+      this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
+      const x = this.rt.f32(tmp, rowsOf[i] * K), blocks = new Uint8Array(rb);
+      const q = new Int8Array(this.rt.u8(w, N * K).buffer, w + row * K, rowsOf[i] * K), sc = this.rt.f32(ws + (row * K) / 32 * 4, (rowsOf[i] * K) / 32);
+      for (let r = 0; r < rowsOf[i]; r++) {
+        quantizeRow('q5_0', x.subarray(r * K, (r + 1) * K), blocks);
+        widenQ5_0(blocks, q.subarray(r * K, (r + 1) * K), sc.subarray((r * K) / 32, ((r + 1) * K) / 32));
+      }
+      this.rt.release(mark);
+    }
+    this.bytes += N * K + (N * K) / 8;
+    return { kind: 'q8_0', w, ws, bias: 0, N, K };
   }
 
   /** The output projection: its own tensor, or the embedding table reused when tied. */
@@ -320,13 +342,13 @@ export class WeightLoader {
     return lin;
   }
 
-  /** Splits a Q8_0 tensor's blocks into planar int8 rows (wq) and f32 scales (ws), reordered by rowMap. */
+  /** Splits a Q8_0 (or widens a Q5_0) tensor's blocks into planar int8 rows (wq) and f32 scales (ws), reordered by rowMap. */
   private rowsQ8(t: TensorInfo, wq: number, ws: number, rows: number, K: number, rowMap?: Int32Array): void {
     const mark = this.rt.mark();
     const tmp = this.rt.alloc(t.byteLength);
     readTensorBytes(t, this.rt.u8(tmp, t.byteLength));
     const q = new Int8Array(this.rt.u8(wq, rows * K).buffer, wq, rows * K), s = this.rt.f32(ws, (rows * K) / 32);
-    repackQ8_0(this.rt.u8(tmp, t.byteLength), q, s);
+    (t.dtype === 'Q5_0' ? widenQ5_0 : repackQ8_0)(this.rt.u8(tmp, t.byteLength), q, s);
     this.rt.release(mark);
     if (rowMap) {
       const qc = q.slice(), sc = s.slice(), sb = K / 32;

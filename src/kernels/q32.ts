@@ -23,13 +23,9 @@ const C = memory.data<u8>([
   16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, // 64
   8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,           // 80
   15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0,   // 96: int16 lanes of 15
-  240, 0, 240, 0, 240, 0, 240, 0, 240, 0, 240, 0, 240, 0, 240, 0, // 112: int16 lanes of 0x00f0
-  0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15,   // 128: int16 lanes of 0x0f00
-  255, 255, 255, 143, 255, 255, 255, 143, 255, 255, 255, 143, 255, 255, 255, 143, // 144: h2f mask 0x8fffffff
-  0, 0, 128, 119, 0, 0, 128, 119, 0, 0, 128, 119, 0, 0, 128, 119, // 160: h2f scale 2^112 (0x77800000)
 ], 16);
 const C_BIT: usize = 0, C_SEL_LO: usize = 16, C_SEL_HI: usize = 32, C_15: usize = 48, C_16: usize = 64, C_8: usize = 80;
-const C_15W: usize = 96, C_F0W: usize = 112, C_F00W: usize = 128, C_H2F_MASK: usize = 144, C_H2F_SCALE: usize = 160;
+const C_15W: usize = 96;
 
 const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0: i32 = 4;
 
@@ -78,16 +74,6 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
   h = i32x4.replace_lane(h, 2, <i32>load<i16>(w + 2 * ldw + o));
   h = i32x4.replace_lane(h, 3, <i32>load<i16>(w + 3 * ldw + o));
   return h2f(h);
-}
-
-/** halves4 with h2f's two constants loaded from C (simd.ts's h2f spells them as v128.const, rebuilt at every use). */
-// @ts-ignore: decorator
-@inline function halves4m(w: usize, ldw: usize, o: usize): v128 {
-  let h = i32x4.splat(<i32>load<i16>(w + o));
-  h = i32x4.replace_lane(h, 1, <i32>load<i16>(w + ldw + o));
-  h = i32x4.replace_lane(h, 2, <i32>load<i16>(w + 2 * ldw + o));
-  h = i32x4.replace_lane(h, 3, <i32>load<i16>(w + 3 * ldw + o));
-  return f32x4.mul(v128.and(i32x4.shl(h, 13), v128.load(C + C_H2F_MASK)), v128.load(C + C_H2F_SCALE));
 }
 
 /**
@@ -141,32 +127,11 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
 
 /**
  * 4-bit types, faster path. Read as eight int16 lanes, a qs vector gives its 32 codes without any
- * widening: lane k holds bytes 2k and 2k+1, so `v & 0x000f`, `v & 0x0f00`, `v & 0x00f0` and
- * `v >> 12` are the codes of elements 2k, 2k+1, 16+2k and 17+2k, times 1, 256, 16 and 1. The
- * activation row is rearranged to match once per pass into this thread's scratch, each group
- * scaled so that every product is 256·code·x: per block 64 bytes of int16 (elements 0,2..14 ·256 |
- * 1,3..15 ·1 | 16,18..30 ·16 | 17,19..31 ·256; |x|·256 <= 32512 fits int16), and after all blocks
- * one i32 256·Σxq per block (q4_0 subtracts 8·Σxq once per block instead of 8 from every code;
- * q4_1 needs it for m).
- */
-// @ts-ignore: decorator
-@inline function prepNibbleX256(dst: usize, xq: usize, nb: i32): void {
-  const sums = dst + (<usize>nb << 6);
-  for (let b = 0; b < nb; b++) {
-    const xa = v128.load(xq + (<usize>b << 5)), xb = v128.load(xq + (<usize>b << 5), 16);
-    const ea = i16x8.shr_s(i16x8.shl(xa, 8), 8), oa = i16x8.shr_s(xa, 8);
-    const eb = i16x8.shr_s(i16x8.shl(xb, 8), 8), ob = i16x8.shr_s(xb, 8);
-    const o = dst + (<usize>b << 6);
-    v128.store(o, i16x8.shl(ea, 8)); v128.store(o, oa, 16); v128.store(o, i16x8.shl(eb, 4), 32); v128.store(o, i16x8.shl(ob, 8), 48);
-    const t = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.add(ea, oa), i16x8.add(eb, ob)));
-    store<i32>(sums + (<usize>b << 2), (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3)) << 8);
-  }
-}
-
-/**
- * The unscaled rearrangement for q4_K (qk.ts, where the 256 factor could overflow after the 6-bit
- * scales): per 32 values 64 bytes of int16 (elements 0,2..14 | 1,3..15 | 16,18..30 | 17,19..31),
- * then one i32 Σxq per 32.
+ * widening: lane k holds bytes 2k and 2k+1, so `v & 15`, `(v >> 8) & 15`, `(v >> 4) & 15` and
+ * `v >> 12` are the codes of elements 2k, 2k+1, 16+2k and 17+2k. The activation row is rearranged
+ * to match once per pass into this thread's scratch: per block 64 bytes of int16 (elements 0,2..14 |
+ * 1,3..15 | 16,18..30 | 17,19..31), and after all blocks one i32 Σxq per block (q4_0 subtracts
+ * 8·Σxq once per block instead of 8 from every code; q4_1 needs it for m).
  */
 // @ts-ignore: decorator
 @inline export function prepNibbleX(dst: usize, xq: usize, nb: i32): void {
@@ -182,38 +147,29 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
   }
 }
 
-/**
- * 256 · Σ codes·x over one 4-bit block against prepNibbleX256's scaled x: each code is masked in
- * place (v & 0x000f, v & 0x00f0, v & 0x0f00) or shifted down (v >> 12): four operations where
- * masking each code down to 0..15 takes six. |sum| <= 32·15·127·256 < 2^24.
- */
+/** Σ codes·x over one 4-bit block from its 16 qs bytes at q, against the rearranged x at xp. */
 // @ts-ignore: decorator
-@inline function nibbleDot256(q: usize, xp: usize): v128 {
-  const v = v128.load(q);
+@inline function nibbleDot(q: usize, xp: usize): v128 {
+  const v = v128.load(q), m = v128.load(C + C_15W);
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.load(xp), v128.and(v, v128.load(C + C_15W))), i32x4.dot_i16x8_s(v128.load(xp, 16), v128.and(v, v128.load(C + C_F00W)))),
-    i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 32), v128.and(v, v128.load(C + C_F0W))), i32x4.dot_i16x8_s(v128.load(xp, 48), i16x8.shr_u(v, 12))));
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(xp), v128.and(v, m)), i32x4.dot_i16x8_s(v128.load(xp, 16), v128.and(i16x8.shr_u(v, 8), m))),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 32), v128.and(i16x8.shr_u(v, 4), m)), i32x4.dot_i16x8_s(v128.load(xp, 48), i16x8.shr_u(v, 12))));
 }
 
-/**
- * out[0..4] for four q4_0/q4_1 rows against a rearranged activation row (see prepNibbleX256). The
- * integer sums carry a factor 256, taken out of the activation scale (s/256, exact): the products
- * are the same numbers as Σ times s, rounded the same.
- */
+/** out[0..4] for four q4_0/q4_1 rows against a rearranged activation row (see prepNibbleX). */
 // @ts-ignore: decorator
 @inline function rows4Nibble(fmt: i32, out: usize, xr: usize, xs: usize, w: usize, ldw: usize, nb: i32, bias: usize): void {
   const bb = <usize>blockBytes(fmt), qs = <usize>(fmt == F_Q4_0 ? 2 : 4);
   const sums = xr + (<usize>nb << 6);
   let acc = f32x4.splat(0);
-  let wb = w, xp = xr;
   for (let b = 0; b < nb; b++) {
-    let d = reduce4i(nibbleDot256(wb + qs, xp), nibbleDot256(wb + ldw + qs, xp), nibbleDot256(wb + 2 * ldw + qs, xp), nibbleDot256(wb + 3 * ldw + qs, xp));
+    const xp = xr + (<usize>b << 6), wb = w + <usize>b * bb;
+    let d = reduce4i(nibbleDot(wb + qs, xp), nibbleDot(wb + ldw + qs, xp), nibbleDot(wb + 2 * ldw + qs, xp), nibbleDot(wb + 3 * ldw + qs, xp));
     const sx = load<i32>(sums + (<usize>b << 2));
     if (fmt == F_Q4_0) d = i32x4.sub(d, i32x4.splat(sx << 3));
-    const s = f32x4.splat(load<f32>(xs + (<usize>b << 2)) * (<f32>1 / 256));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.mul(s, halves4m(wb, ldw, 0))));
-    if (fmt == F_Q4_1) acc = f32x4.add(acc, f32x4.mul(f32x4.splat(<f32>sx), f32x4.mul(s, halves4m(wb, ldw, 2))));
-    wb += bb; xp += 64;
+    const s = f32x4.splat(load<f32>(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.mul(s, halves4(wb, ldw, 0))));
+    if (fmt == F_Q4_1) acc = f32x4.add(acc, f32x4.mul(f32x4.splat(<f32>sx), f32x4.mul(s, halves4(wb, ldw, 2))));
   }
   v128.store(out, bias ? f32x4.add(acc, v128.load(bias)) : acc);
 }
@@ -234,7 +190,7 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
       const xqr = xq + <usize>m * K, xsr = xs + ((<usize>m * nb) << 2), orow = out + ((<usize>m * N) << 2);
       let n = b0;
       if ((fmt == F_Q4_0 || fmt == F_Q4_1) && <usize>nb * 68 <= scratchBytes && b1 - b0 >= 4) {
-        prepNibbleX256(scratchPtr, xqr, nb);
+        prepNibbleX(scratchPtr, xqr, nb);
         for (; n + 4 <= b1; n += 4) {
           rows4Nibble(fmt, orow + (<usize>n << 2), scratchPtr, xsr, w + <usize>n * ldw, ldw, nb, bias ? bias + (<usize>n << 2) : 0);
         }

@@ -126,7 +126,7 @@ for (const threads of THREADS) {
     }
     {
       // Reference points in the same run: the planar matmul_q8 (src/kernels/q8.ts) and f32. The q8
-      // planar row is also what a model's q5_0 linears run on (widened at load, src/runtime/quant/widen.ts).
+      // planar row is also what a model's q5_0 linears run on (widened at load, widenQ5_0 in src/runtime/quant/blocks32.ts).
       const mark = rt.mark();
       const q8 = weights(rt, 'q8', N, K);
       const xq = rt.alloc(K), xs = rt.alloc(K / 8);

@@ -198,7 +198,7 @@ export class WeightLoader {
     }
     let lin: Linear;
     // A file's Q8_0 blocks stay 8-bit (repacked planar) unless f32 is asked for; Q5_0 blocks are
-    // widened to the same planar int8 (exact, 36 B per 32 instead of 22; src/runtime/quant/widen.ts).
+    // widened to the same planar int8 (exact, 36 B per 32 instead of 22; widenQ5_0 in src/runtime/quant/blocks32.ts).
     const fileQ8 = target === 'auto' && same && (infos[0].dtype === 'Q8_0' || infos[0].dtype === 'Q5_0');
     // Other block types stay as the file stores them and run on their own kernel.
     const block = target === 'auto' && same && !fileQ8 ? blockKernel(infos[0].dtype) : null;
@@ -245,42 +245,23 @@ export class WeightLoader {
 
   /**
    * Float rows quantized by our own quantizer into `type`'s blocks, part by part through an f32
-   * staging buffer (one part at a time, so the peak is one tensor in f32). Load time only.
+   * staging buffer (one part at a time, so the peak is one tensor in f32). Load time only. q5_0
+   * (where q4_K's narrow rows fall back) is then widened to planar int8, as a file's Q5_0 is (matrix()).
    */
   private quantizedMatrix(parts: RowSource[], infos: TensorInfo[], K: number, rowsOf: number[], type: ReturnType<typeof quantType>): Linear {
-    const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(type, K);
-    if (type.name === 'q5_0') return this.widenedQ5_0(parts, infos, K, rowsOf);
-    const w = this.rt.alloc(N * rb);
+    const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(type, K), widen = type.name === 'q5_0';
+    const w = this.rt.alloc(widen ? N * K : N * rb), ws = widen ? this.rt.alloc((N * K) / 32 * 4) : 0;
     for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) {
       const mark = this.rt.mark();
-      const tmp = this.rt.alloc(rowsOf[i] * K * 4);
+      const tmp = this.rt.alloc(rowsOf[i] * K * 4), blocks = widen ? this.rt.alloc(rowsOf[i] * rb) : w + row * rb;
       this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
-      const x = this.rt.f32(tmp, rowsOf[i] * K), out = this.rt.u8(w + row * rb, rowsOf[i] * rb);
+      const x = this.rt.f32(tmp, rowsOf[i] * K), out = this.rt.u8(blocks, rowsOf[i] * rb);
       for (let r = 0; r < rowsOf[i]; r++) quantizeRow(type, x.subarray(r * K, (r + 1) * K), out.subarray(r * rb, (r + 1) * rb));
+      if (widen) widenQ5_0(out, new Int8Array(out.buffer, w + row * K, rowsOf[i] * K), this.rt.f32(ws + (row * K) / 32 * 4, (rowsOf[i] * K) / 32));
       this.rt.release(mark);
     }
-    this.bytes += N * rb;
-    return { kind: 'block', type: type.name, op: QUANT_MATMUL[type.name]!.matmul, w, bias: 0, N, K };
-  }
-
-  /** q5_0 blocks from our quantizer, widened to planar int8 as a file's Q5_0 is (see matrix()). Load time only. */
-  private widenedQ5_0(parts: RowSource[], infos: TensorInfo[], K: number, rowsOf: number[]): Linear {
-    const N = rowsOf.reduce((a, b) => a + b, 0), rb = rowBytes(quantType('q5_0'), K);
-    const w = this.rt.alloc(N * K), ws = this.rt.alloc((N * K) / 32 * 4);
-    for (let i = 0, row = 0; i < parts.length; row += rowsOf[i], i++) {
-      const mark = this.rt.mark();
-      const tmp = this.rt.alloc(rowsOf[i] * K * 4);
-      this.rowsToF32(infos[i], tmp, rowsOf[i], K, parts[i].rowMap);
-      const x = this.rt.f32(tmp, rowsOf[i] * K), blocks = new Uint8Array(rb);
-      const q = new Int8Array(this.rt.u8(w, N * K).buffer, w + row * K, rowsOf[i] * K), sc = this.rt.f32(ws + (row * K) / 32 * 4, (rowsOf[i] * K) / 32);
-      for (let r = 0; r < rowsOf[i]; r++) {
-        quantizeRow('q5_0', x.subarray(r * K, (r + 1) * K), blocks);
-        widenQ5_0(blocks, q.subarray(r * K, (r + 1) * K), sc.subarray((r * K) / 32, ((r + 1) * K) / 32));
-      }
-      this.rt.release(mark);
-    }
-    this.bytes += N * K + (N * K) / 8;
-    return { kind: 'q8_0', w, ws, bias: 0, N, K };
+    this.bytes += widen ? N * K + (N * K) / 8 : N * rb;
+    return widen ? { kind: 'q8_0', w, ws, bias: 0, N, K } : { kind: 'block', type: type.name, op: QUANT_MATMUL[type.name]!.matmul, w, bias: 0, N, K };
   }
 
   /** The output projection: its own tensor, or the embedding table reused when tied. */

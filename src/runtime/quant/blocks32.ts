@@ -60,6 +60,23 @@ export function dequantNibble(type: Block32Nibble, src: Uint8Array, k: number, o
   }
 }
 
+/**
+ * q5_0 blocks widened into matmul_q8's planar layout: int8 codes q − 16 in [−16, 15] (32 per block)
+ * and one f32 scale d per block, the same numbers as dequantNibble gives. Why: a 5-bit code costs
+ * about 20 more SIMD instructions per 32 weights to rebuild from qs + qh than an int8 code costs to
+ * load (docs/benchmarks.md, "4-bit decode kernels"), so the loader runs q5_0 linears widened on the
+ * q8 kernel, for 36 bytes per 32 weights instead of 22. The GGUF bytes on disk are untouched.
+ */
+export function widenQ5_0(src: Uint8Array, q: Int8Array, s: Float32Array): void {
+  const L = LAYOUTS.q5_0, c = new Int32Array(QK);
+  for (let b = 0; b < s.length; b++) {
+    const o = b * L.bytes;
+    s[b] = f16At(src, o);
+    codes(src, o + L.qs, o + L.qh, true, c);
+    for (let j = 0; j < QK; j++) q[b * QK + j] = c[j] - 16;
+  }
+}
+
 /** Quantizes `src` (length % 32 == 0) into `dst` as q4_0/q4_1/q5_0/q5_1 blocks. */
 export function quantNibble(type: Block32Nibble, src: Float32Array, dst: Uint8Array): void {
   const L: Layout = LAYOUTS[type];

@@ -16,7 +16,7 @@ import { quantType, rowBytes, QK_K, type GgmlTypeName, type QuantType } from './
 export { QUANT_TYPES, QK_K, quantType, rowBytes, type GgmlTypeName, type QuantType } from './types.js';
 export { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32, roundF16 } from './f16.js';
 export { QUANT_MATMUL, type QuantMatmul } from './kernels.js';
-export { widenQ5_0 } from './widen.js';
+export { widenQ5_0 } from './blocks32.js';
 
 type TypeArg = QuantType | GgmlTypeName | number;
 const resolve = (t: TypeArg): QuantType => (typeof t === 'object' ? t : quantType(t));

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../src/model.js';
 import { DecodeStepper } from '../src/generate/stepper.js';
+import { argmax } from '../src/generate/sampler.js';
 
 const MODEL = 'models/novels-8m-sink';
 
@@ -21,8 +22,7 @@ test('step(id, { into }) returns `into` holding the same logits as a plain step,
     const buffer = b;
     // 40 greedy steps: past the 32-slot window, so eviction runs too.
     for (let i = 0; i < 40; i++) {
-      let best = 0;
-      for (let j = 1; j < a.length; j++) if (a[j] > a[best]) best = j;
+      const best = argmax(a);
       const before = a;
       a = plain.step(best);
       b = reused.step(best, { into: buffer });
@@ -54,8 +54,7 @@ test('the decode stepper writes every plain step into one array and decodes as p
     stepped.prefill(prompt);
     const expected: number[] = [];
     for (let i = 0; i < 40; i++) {
-      let best = 0;
-      for (let j = 1; j < a.length; j++) if (a[j] > a[best]) best = j;
+      const best = argmax(a);
       expected.push(best);
       a = plain.step(best);
     }

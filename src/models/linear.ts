@@ -47,7 +47,7 @@ export interface H4Linear extends LinearBase { kind: 'h4'; dtype: 'f16' | 'bf16'
 /**
  * A fused linear whose parts keep different weight kinds (a llama.cpp Q4_K_M file stores attn_v in
  * Q6_K and attn_q/attn_k in Q4_K): each part runs on its own kernel and writes output columns
- * [nOff, nOff + lin.N). The parts carry no bias; the fused bias (N) is offset per part.
+ * [nOff, nOff + lin.N). Each part's bias points at its slice of the fused bias (N), set at load.
  */
 export interface ConcatLinear extends LinearBase { kind: 'concat'; parts: { lin: Linear; nOff: number }[] }
 
@@ -115,11 +115,10 @@ function runLowRank(rt: Runtime, out: number, x: number, lin: LowRankLinear, M: 
  */
 function runConcat(rt: Runtime, out: number, x: number, lin: ConcatLinear, M: number, s: LinearScratch, self: LinearFn): void {
   for (const { lin: part, nOff } of lin.parts) {
-    const biased = { ...part, bias: lin.bias ? lin.bias + nOff * 4 : 0 };
-    if (M === 1) { self(out + nOff * 4, x, biased, 1, s.xq, s.xs); continue; }
+    if (M === 1) { self(out + nOff * 4, x, part, 1, s.xq, s.xs); continue; }
     const mark = rt.mark(), n = part.N;
     const tmp = rt.alloc(M * n * 4);                      // (M, n)
-    self(tmp, x, biased, M, s.xq, s.xs);
+    self(tmp, x, part, M, s.xq, s.xs);
     const ov = rt.f32(out, M * lin.N), tv = rt.f32(tmp, M * n);
     for (let m = 0; m < M; m++) ov.set(tv.subarray(m * n, (m + 1) * n), m * lin.N + nOff);
     rt.release(mark);

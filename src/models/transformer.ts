@@ -115,8 +115,8 @@ export class Transformer {
       this.linear(logits, pass.h, w.lmHead, outRows, pass.lin.xq, pass.lin.xs);
     }
     const view = rt.f32(logits, outRows * V);
-    const out = opts.into?.length === view.length ? opts.into : view.slice();
-    if (out === opts.into) out.set(view);
+    const out = opts.into?.length === view.length ? opts.into : new Float32Array(view.length);
+    out.set(view);
     rt.release(mark);
     return out;
   }

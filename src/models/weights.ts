@@ -153,6 +153,7 @@ export class WeightLoader {
     if (lin.kind === 'concat') lin.parts = lin.parts.map((p) => ({ lin: this.packed(p.lin), nOff: p.nOff }));
     else lin = this.packed(lin);
     if (biases) lin.bias = this.biases(parts, biases, rowsOf);
+    if (lin.kind === 'concat') for (const p of lin.parts) p.lin.bias = lin.bias ? lin.bias + p.nOff * 4 : 0;
     return lin;
   }
 

@@ -11,6 +11,18 @@ export function set_scratch(ptr: usize, bytes: usize): void {
   scratchBytes = bytes;
 }
 
+/**
+ * a·b + c in four f32 lanes. In the relaxed-SIMD build (build/kernels-relaxed.wasm) this is
+ * f32x4.relaxed_madd: one fused instruction where the CPU has FMA (one rounding instead of two);
+ * in the baseline build it is the mul then add every kernel used before. Kernels call this rather
+ * than either instruction so one source serves both builds.
+ */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
 /** Sum of the four lanes. */
 // @ts-ignore: decorator
 @inline export function hsum(a: v128): f32 {

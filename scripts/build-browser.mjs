@@ -30,7 +30,7 @@ await Promise.all([
   build({ ...common, entryPoints: ['src/browser/page/engine.ts'], outfile: join(out, 'engine.js') }),
   build({ ...common, entryPoints: ['src/browser/page/ui.ts'], outfile: join(out, 'page.js') }),
 ]);
-copyFileSync(join(root, 'build', 'kernels.wasm'), join(out, 'kernels.wasm'));
+for (const f of ['kernels.wasm', 'kernels-relaxed.wasm']) copyFileSync(join(root, 'build', f), join(out, f));
 copyFileSync(join(root, 'src', 'browser', 'page', 'index.html'), join(out, 'index.html'));
 // Speech: the optional espeak-ng (GPL-3.0) goes beside the bundle, never into it, and only when the
 // user installed it; the page then offers "speak". --no-espeak leaves it out (tests of its absence).
@@ -43,4 +43,4 @@ if (!process.argv.includes('--no-espeak')) {
   }
 }
 if (espeak) for (const f of ['espeak-ng.js', 'espeak-ng.data']) copyFileSync(join(espeak, f), join(out, f));
-console.log(`${out}/{streamlm,engine,page}.js, index.html, kernels.wasm${espeak ? ', espeak-ng.{js,data}' : ' (no espeak-ng: speech off)'}`);
+console.log(`${out}/{streamlm,engine,page}.js, index.html, kernels{,-relaxed}.wasm${espeak ? ', espeak-ng.{js,data}' : ' (no espeak-ng: speech off)'}`);

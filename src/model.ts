@@ -35,6 +35,8 @@ export interface LoadOptions {
   platform?: Platform;
   /** The compiled kernels, when the platform's default location does not hold them. */
   wasm?: BufferSource | WebAssembly.Module;
+  /** Which kernels build: `auto` (default: relaxed SIMD where the engine has it), `baseline` or `relaxed` (RuntimeOptions.simd). */
+  simd?: 'auto' | 'baseline' | 'relaxed';
 }
 
 /** A loaded model: weights in wasm memory, its tokenizer, and the shared forward pass. */
@@ -76,7 +78,7 @@ export class Model {
     const family = familyOf(hp);
     const tokenizer = gguf ? ggufTokenizer(gguf) : TextTokenizer.load(md.files);
     if (tokenizer) checkTokenizerMatches(tokenizer, hp.vocabSize, md.files);
-    const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm });
+    const rt = await Runtime.create({ threads: opts.threads, platform: opts.platform, wasm: opts.wasm, simd: opts.simd });
     try {
       const wl = new WeightLoader(rt, md, dtype, lowrank);
       const weights = family.load(hp, wl, md.config);

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, type Model } from '../src/model.js';
 import { Runtime } from '../src/runtime/runtime.js';
+import { BUILDS } from './helpers/builds.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
 const EMPTY = 2 ** 31 - 1;
@@ -60,8 +61,8 @@ test('attention kernel: sliding windows and learned sink logits match a float64 
     // Large sink logits: the softmax must shift by the sink, not only by the largest score.
     { M: 2, nHeads: 3, nKv: 3, hd: 32, nSlots: 17, groups: 1, window: 5, sinks: true, alibi: false },
   ];
-  for (const threads of [1, 2]) {
-    const rt = await Runtime.create({ threads });
+  for (const simd of BUILDS) for (const threads of [1, 2]) {
+    const rt = await Runtime.create({ threads, simd });
     try {
       for (const [ci, c] of cases.entries()) {
         const r = rng(ci * 7 + threads);
@@ -83,7 +84,7 @@ test('attention kernel: sliding windows and learned sink logits match a float64 
           M, nHeads, nKv, hd, 1 / Math.sqrt(hd), alibi ? put(alibi) : 0, c.window, sinks ? put(sinks) : 0, probs, rt.alloc(threads * nSlots * 4)]);
         const ref = reference(c, q, k, v, slotPos, slotGroup, qPos, sinks, alibi);
         const got = rt.f32(out, M * qDim), gotP = rt.f32(probs, M * nHeads * nSlots);
-        const what = `case ${ci} ${JSON.stringify(c)} threads=${threads}`;
+        const what = `case ${ci} ${JSON.stringify(c)} threads=${threads} ${simd}`;
         // f32 dot products of length hd against float64: 1e-5 relative plus 1e-6 absolute.
         for (let i = 0; i < ref.out.length; i++) assert.ok(Math.abs(got[i] - ref.out[i]) <= 1e-5 * Math.abs(ref.out[i]) + 1e-6, `${what} out[${i}] ${got[i]} vs ${ref.out[i]}`);
         for (let i = 0; i < ref.probs.length; i++) assert.ok(Math.abs(gotP[i] - ref.probs[i]) <= 1e-5 * ref.probs[i] + 1e-7, `${what} probs[${i}] ${gotP[i]} vs ${ref.probs[i]}`);

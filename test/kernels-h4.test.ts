@@ -5,12 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
+import { kernelRuntimes } from './helpers/builds.js';
 import { bf16ToF32, f16ToF32, halfRandom, put } from './helpers/halves.js';
 
 const { nz, randHalves } = halfRandom(777);
 
 let rts: Runtime[] = [];
-before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
+before(async () => { rts = await kernelRuntimes(); });
 after(async () => { for (const rt of rts) await rt.close(); });
 
 test('pack_h4 lays each group of 4 half rows out as 64-byte blocks of 8 columns, in place; other rows stay', () => {
@@ -49,7 +50,7 @@ for (const kind of ['f16', 'bf16'] as const) {
         let s = bias ? bias[n] : 0, a = Math.abs(s);
         for (let k = 0; k < K; k++) { const t = x[m * K + k] * wf[n * K + k]; s += t; a += Math.abs(t); }
         const tol = 1e-5 * (a + Math.abs(s));
-        if (!(Math.abs(got[m * N + n] - s) <= tol)) assert.fail(`${kind}h4 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} [${m},${n}]: got ${got[m * N + n]}, want ${s}`);
+        if (!(Math.abs(got[m * N + n] - s) <= tol)) assert.fail(`${kind}h4 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd} [${m},${n}]: got ${got[m * N + n]}, want ${s}`);
       }
       rt.release(mark);
     }

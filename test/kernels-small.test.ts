@@ -5,12 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
+import { kernelRuntimes } from './helpers/builds.js';
 import { bf16ToF32, f16ToF32, halfRandom, put } from './helpers/halves.js';
 
 const { nz, randHalves } = halfRandom(4242);
 
 let rts: Runtime[] = [];
-before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
+before(async () => { rts = await kernelRuntimes(); });
 after(async () => { for (const rt of rts) await rt.close(); });
 
 const SHAPES: [number, number][] = [[8, 4], [64, 13], [256, 30], [904, 41]];   // [K, N]
@@ -31,7 +32,7 @@ for (const kind of ['bf16'] as const) {
         let s = bias ? bias[n] : 0, a = Math.abs(s);
         for (let k = 0; k < K; k++) { const t = x[m * K + k] * wf[n * K + k]; s += t; a += Math.abs(t); }
         if (!(Math.abs(got[m * N + n] - s) <= 1e-5 * (a + Math.abs(s)))) {
-          assert.fail(`${op} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} [${m},${n}]: got ${got[m * N + n]}, want ${s}`);
+          assert.fail(`${op} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd} [${m},${n}]: got ${got[m * N + n]}, want ${s}`);
         }
       }
       rt.release(mark);

@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
+import { kernelRuntimes } from './helpers/builds.js';
 
 let seed = 12345;
 function rand(): number {
@@ -52,7 +53,7 @@ function close(got: ArrayLike<number>, ref: ArrayLike<number>, scale: ArrayLike<
 }
 
 let rts: Runtime[] = [];
-before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
+before(async () => { rts = await kernelRuntimes(); });
 after(async () => { for (const rt of rts) await rt.close(); });
 
 function put(rt: Runtime, a: Float32Array | Int32Array | Uint16Array | Int8Array | Uint8Array): number {
@@ -90,7 +91,7 @@ for (const kind of ['f32', 'f16', 'bf16'] as const) {
       const xp = put(rt, x), bp = bias ? put(rt, bias) : 0, op = rt.alloc(M * N * 4);
       rt.run(`matmul_${kind}`, [op, xp, wp, bp, M, K, N]);
       const { y, mag } = matmulRef(x, wf, bias, M, K, N);
-      close(rt.f32(op, M * N), y, mag, `matmul_${kind} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads}`);
+      close(rt.f32(op, M * N), y, mag, `matmul_${kind} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd}`);
       rt.release(mark);
     }
   });
@@ -129,7 +130,7 @@ test('matmul_f32r4 on packed weights matches the reference, and matmul_f32 bit f
     rt.run('matmul_f32', [o1, xp, wp, bp, M, K, N]);
     assert.equal(rt.k.pack_f32r4(wp, N, K), 1);
     rt.run('matmul_f32r4', [o2, xp, wp, bp, M, K, N]);
-    const what = `matmul_f32r4 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads}`;
+    const what = `matmul_f32r4 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd}`;
     const { y, mag } = matmulRef(x, w, bias, M, K, N);
     close(rt.f32(o2, M * N), y, mag, what);
     assert.deepEqual(rt.f32(o2, M * N), rt.f32(o1, M * N), `${what}: same bits as matmul_f32`);
@@ -208,7 +209,7 @@ test('matmul_q8 matches its integer reference exactly and f32 within quantizatio
       rt.k.quantize_q8(wq, ws, wp, N, K);
       rt.run('matmul_q8', [op, xq, xs, wq, ws, bp, M, K, N]);
       const got = rt.f32(op, M * N).slice();
-      const where = `matmul_q8 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads}`;
+      const where = `matmul_q8 ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd}`;
       const ref = matmulQ8Ref(rt.i8(xq, M * K), rt.f32(xs, M * K / 32), rt.i8(wq, N * K), rt.f32(ws, N * K / 32), bias, M, K, N);
       for (let i = 0; i < M * N; i++) if (got[i] !== ref[i]) assert.fail(`${where}[${i}]: got ${got[i]}, want ${ref[i]} exactly`);
       // |x·w - x̂·ŵ| <= Σ |x|·sw/2 + |ŵ|·sx/2 (each value is off by at most half its block's step).
@@ -435,7 +436,7 @@ test('attention matches reference: groups, GQA, empty and masked slots, alibi, p
     rt.run('attention', [op, put(rt, q), qRowStride, qGroupStride, put(rt, k), put(rt, v), kvRowStride, put(rt, slotPos),
       put(rt, slotGroup), nSlots, put(rt, qPos), M, nHeads, nKvHeads, headDim, scale, alibi ? put(rt, alibi) : 0, 0, 0, pp, scratch]);
     const ref = attentionRef(c, q, qRowStride, qGroupStride, k, v, kvRowStride, slotPos, slotGroup, qPos, scale, alibi);
-    const what = `attention ${JSON.stringify(c)} threads=${rt.threads}`;
+    const what = `attention ${JSON.stringify(c)} threads=${rt.threads} ${rt.simd}`;
     close(rt.f32(op, ref.out.length), ref.out, Array.from(ref.out, () => 1), what, 1e-5);
     if (pp) close(rt.f32(pp, ref.probs.length), ref.probs, Array.from(ref.probs, () => 1), `${what} probs`, 1e-5);
     rt.release(mark);

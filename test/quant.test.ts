@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Runtime } from '../src/runtime/runtime.js';
+import { kernelRuntimes } from './helpers/builds.js';
 import { QUANT_MATMUL, QUANT_TYPES, chooseType, dequantizeRow, fallbackSummary, quantType, quantizeRow, rowBytes, widenQ5_0,
   type GgmlTypeName } from '../src/runtime/quant/index.js';
 import { StreamlmError } from '../src/errors.js';
@@ -224,7 +225,7 @@ test('quantizeRow keeps exact zeros and reproduces rows that fill a 32-block typ
 // ------------------------------------------------------------------ 3. kernels
 
 let rts: Runtime[] = [];
-before(async () => { rts = [await Runtime.create({ threads: 1 }), await Runtime.create({ threads: 2, minParallelWork: 0 })]; });
+before(async () => { rts = await kernelRuntimes(); });
 after(async () => { for (const rt of rts) await rt.close(); });
 
 /** Offsets of f16 fields in a block: random bytes there could be NaN or huge, so they get small values. */
@@ -296,7 +297,7 @@ for (const type of [...TYPES32, ...TYPESK]) {
               for (let i = 0; i < K; i++) { const t = xa[m * K + i] * w[i]; s += t; mag += Math.abs(t); }
               const g = got[m * N + n], tol = 2e-6 * (mag + Math.abs(s)) + 1e-30;
               if (!(Math.abs(g - s) <= tol)) {
-                assert.fail(`matmul_${type} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} [${m},${n}]: got ${g}, want ${s} (tol ${tol})`);
+                assert.fail(`matmul_${type} ${M}x${K}x${N} bias=${withBias} threads=${rt.threads} ${rt.simd} [${m},${n}]: got ${g}, want ${s} (tol ${tol})`);
               }
             }
           }
@@ -397,7 +398,7 @@ test('q5_0 widened to planar int8 (load-time repack): d·q equals dequantizeRow 
       const a = rt.f32(o8, M * N), b = rt.f32(o5, M * N);
       for (let i = 0; i < M * N; i++) {
         const tail = i % N >= N - (N % 4), ok = tail ? Math.abs(a[i] - b[i]) <= 1e-6 * (Math.abs(b[i]) + 1) : Object.is(a[i], b[i]);
-        if (!ok) assert.fail(`M=${M} threads=${rt.threads} [${i}]: matmul_q8 ${a[i]} vs matmul_q5_0 ${b[i]}`);
+        if (!ok) assert.fail(`M=${M} threads=${rt.threads} ${rt.simd} [${i}]: matmul_q8 ${a[i]} vs matmul_q5_0 ${b[i]}`);
       }
       rt.release(mark);
     }

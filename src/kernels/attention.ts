@@ -6,7 +6,7 @@
 // A slot is visible to query row m iff qPos[m] - window < slotPos[s] <= qPos[m] (window 0: no lower
 // bound), as transformers' sliding-window mask. A learned sink logit s_h (gpt-oss) adds exp(s_h) to
 // the softmax denominator and nothing to the output.
-import { exp4, expShiftSum, hmax, hsum, reduce4 } from './simd';
+import { exp4, expShiftSum, hmax, hsum, madd, reduce4 } from './simd';
 
 const NEG_INF = f32x4.splat(-Infinity);
 
@@ -16,12 +16,12 @@ const NEG_INF = f32x4.splat(-Infinity);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const o = <usize>i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+    s0 = madd(v128.load(a + o), v128.load(b + o), s0);
+    s1 = madd(v128.load(a + o, 16), v128.load(b + o, 16), s1);
   }
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s0 = madd(v128.load(a + o), v128.load(b + o), s0);
   }
   let s = hsum(f32x4.add(s0, s1));
   for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
@@ -37,10 +37,10 @@ const NEG_INF = f32x4.splat(-Infinity);
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
     const qv = v128.load(q + o);
-    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(k + o)));
-    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(k1 + o)));
-    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(k2 + o)));
-    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(k3 + o)));
+    a0 = madd(qv, v128.load(k + o), a0);
+    a1 = madd(qv, v128.load(k1 + o), a1);
+    a2 = madd(qv, v128.load(k2 + o), a2);
+    a3 = madd(qv, v128.load(k3 + o), a3);
   }
   let r = reduce4(a0, a1, a2, a3);
   for (; i < n; i++) {
@@ -49,7 +49,7 @@ const NEG_INF = f32x4.splat(-Infinity);
     kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
     kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
     kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
-    r = f32x4.add(r, f32x4.mul(f32x4.splat(load<f32>(q + o)), kv));
+    r = madd(f32x4.splat(load<f32>(q + o)), kv, r);
   }
   return r;
 }
@@ -66,14 +66,14 @@ const NEG_INF = f32x4.splat(-Infinity);
       if (ps == 0) continue;
       const pv = f32x4.splat(ps);
       const r = dv + <usize>s * ld;
-      o0 = f32x4.add(o0, f32x4.mul(pv, v128.load(r)));
-      o1 = f32x4.add(o1, f32x4.mul(pv, v128.load(r, 16)));
-      o2 = f32x4.add(o2, f32x4.mul(pv, v128.load(r, 32)));
-      o3 = f32x4.add(o3, f32x4.mul(pv, v128.load(r, 48)));
-      o4 = f32x4.add(o4, f32x4.mul(pv, v128.load(r, 64)));
-      o5 = f32x4.add(o5, f32x4.mul(pv, v128.load(r, 80)));
-      o6 = f32x4.add(o6, f32x4.mul(pv, v128.load(r, 96)));
-      o7 = f32x4.add(o7, f32x4.mul(pv, v128.load(r, 112)));
+      o0 = madd(pv, v128.load(r), o0);
+      o1 = madd(pv, v128.load(r, 16), o1);
+      o2 = madd(pv, v128.load(r, 32), o2);
+      o3 = madd(pv, v128.load(r, 48), o3);
+      o4 = madd(pv, v128.load(r, 64), o4);
+      o5 = madd(pv, v128.load(r, 80), o5);
+      o6 = madd(pv, v128.load(r, 96), o6);
+      o7 = madd(pv, v128.load(r, 112), o7);
     }
     const op = out + (<usize>d << 2);
     v128.store(op, o0); v128.store(op, o1, 16); v128.store(op, o2, 32); v128.store(op, o3, 48);
@@ -84,7 +84,7 @@ const NEG_INF = f32x4.splat(-Infinity);
     let o0 = f32x4.splat(0);
     for (let s = 0; s < nSlots; s++) {
       const ps = load<f32>(p + (<usize>s << 2));
-      if (ps != 0) o0 = f32x4.add(o0, f32x4.mul(f32x4.splat(ps), v128.load(dv + <usize>s * ld)));
+      if (ps != 0) o0 = madd(f32x4.splat(ps), v128.load(dv + <usize>s * ld), o0);
     }
     v128.store(out + (<usize>d << 2), o0);
   }

@@ -13,7 +13,7 @@
 //   For query row m and head h: q = P_q[m]·B_q[h·hd .. h·hd + hd)ᵀ (+ bias), rotated per rotation
 //   group g with cos/sin (G, M, rotDim/2); then one pass over the slots in tiles of SLOT_TILE with
 //   online softmax (running max, running sum, rescaled accumulator), as in flash attention.
-import { exp4, expShiftSum, hsum, scratchPtr } from './simd';
+import { exp4, expShiftSum, hsum, madd, scratchPtr } from './simd';
 
 const ROWS: i32 = 4;
 const TILE: i32 = 64;
@@ -27,16 +27,16 @@ const SLOT_TILE: i32 = 64;
   for (; i + 4 <= n; i += 4) {
     const o = <usize>i << 2;
     const wv = v128.load(w + o);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(x0 + o), wv));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(x1 + o), wv));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(x2 + o), wv));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(x3 + o), wv));
+    a0 = madd(v128.load(x0 + o), wv, a0);
+    a1 = madd(v128.load(x1 + o), wv, a1);
+    a2 = madd(v128.load(x2 + o), wv, a2);
+    a3 = madd(v128.load(x3 + o), wv, a3);
   }
   let r = f32x4(hsum(a0), hsum(a1), hsum(a2), hsum(a3));
   for (; i < n; i++) {
     const o = <usize>i << 2;
     const wv = f32x4.splat(load<f32>(w + o));
-    r = f32x4.add(r, f32x4.mul(f32x4(load<f32>(x0 + o), load<f32>(x1 + o), load<f32>(x2 + o), load<f32>(x3 + o)), wv));
+    r = madd(f32x4(load<f32>(x0 + o), load<f32>(x1 + o), load<f32>(x2 + o), load<f32>(x3 + o)), wv, r);
   }
   return r;
 }
@@ -47,8 +47,8 @@ const SLOT_TILE: i32 = 64;
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const o = <usize>i << 2;
-    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
-    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+    s0 = madd(v128.load(a + o), v128.load(b + o), s0);
+    s1 = madd(v128.load(a + o, 16), v128.load(b + o, 16), s1);
   }
   let s = hsum(f32x4.add(s0, s1));
   for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));

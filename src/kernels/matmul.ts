@@ -3,7 +3,7 @@
 // M = 1 (decode) streams W once with four rows sharing each x load. M > 1 (prefill) is a blocked
 // GEMM: f32 weights are used in place; f16/bf16 weight blocks are converted once into this
 // instance's scratch and reused for every row of x.
-import { reduce4, hsum, h2f, h2f1, loadF16x4, loadBf16x4, scratchPtr, scratchBytes } from './simd';
+import { reduce4, hsum, h2f, h2f1, loadF16x4, loadBf16x4, madd, scratchPtr, scratchBytes } from './simd';
 
 export const F32: i32 = 0;
 export const F16: i32 = 1;
@@ -77,7 +77,7 @@ export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
     wv = f32x4.replace_lane(wv, 1, loadW(kind, w + ldw + wo));
     wv = f32x4.replace_lane(wv, 2, loadW(kind, w + 2 * ldw + wo));
     wv = f32x4.replace_lane(wv, 3, loadW(kind, w + 3 * ldw + wo));
-    t = f32x4.add(t, f32x4.mul(f32x4.splat(load<f32>(x + (<usize>k << 2))), wv));
+    t = madd(f32x4.splat(load<f32>(x + (<usize>k << 2))), wv, t);
   }
   return t;
 }
@@ -88,7 +88,7 @@ export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
   const sh: usize = kind == F32 ? 2 : 1;
   let a = f32x4.splat(0);
   let k = 0;
-  for (; k + 4 <= K; k += 4) a = f32x4.add(a, f32x4.mul(v128.load(x + (<usize>k << 2)), loadW4(kind, w + (<usize>k << sh))));
+  for (; k + 4 <= K; k += 4) a = madd(v128.load(x + (<usize>k << 2)), loadW4(kind, w + (<usize>k << sh)), a);
   let s = hsum(a);
   for (; k < K; k++) s += load<f32>(x + (<usize>k << 2)) * loadW(kind, w + (<usize>k << sh));
   return s;
@@ -121,40 +121,40 @@ export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
     const x1 = v128.load(xd + xo, 16);
     const wo = <usize>k << sh;
     if (kind == F32) {
-      a0 = f32x4.add(a0, f32x4.mul(x0, v128.load(w + wo)));
-      b0 = f32x4.add(b0, f32x4.mul(x1, v128.load(w + wo, 16)));
-      a1 = f32x4.add(a1, f32x4.mul(x0, v128.load(w1 + wo)));
-      b1 = f32x4.add(b1, f32x4.mul(x1, v128.load(w1 + wo, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(x0, v128.load(w2 + wo)));
-      b2 = f32x4.add(b2, f32x4.mul(x1, v128.load(w2 + wo, 16)));
-      a3 = f32x4.add(a3, f32x4.mul(x0, v128.load(w3 + wo)));
-      b3 = f32x4.add(b3, f32x4.mul(x1, v128.load(w3 + wo, 16)));
+      a0 = madd(x0, v128.load(w + wo), a0);
+      b0 = madd(x1, v128.load(w + wo, 16), b0);
+      a1 = madd(x0, v128.load(w1 + wo), a1);
+      b1 = madd(x1, v128.load(w1 + wo, 16), b1);
+      a2 = madd(x0, v128.load(w2 + wo), a2);
+      b2 = madd(x1, v128.load(w2 + wo, 16), b2);
+      a3 = madd(x0, v128.load(w3 + wo), a3);
+      b3 = madd(x1, v128.load(w3 + wo, 16), b3);
     } else if (kind == F16) {
       let v = v128.load(w + wo);
-      a0 = f32x4.add(a0, f32x4.mul(x0, f16Even(v)));
-      b0 = f32x4.add(b0, f32x4.mul(x1, f16Odd(v)));
+      a0 = madd(x0, f16Even(v), a0);
+      b0 = madd(x1, f16Odd(v), b0);
       v = v128.load(w1 + wo);
-      a1 = f32x4.add(a1, f32x4.mul(x0, f16Even(v)));
-      b1 = f32x4.add(b1, f32x4.mul(x1, f16Odd(v)));
+      a1 = madd(x0, f16Even(v), a1);
+      b1 = madd(x1, f16Odd(v), b1);
       v = v128.load(w2 + wo);
-      a2 = f32x4.add(a2, f32x4.mul(x0, f16Even(v)));
-      b2 = f32x4.add(b2, f32x4.mul(x1, f16Odd(v)));
+      a2 = madd(x0, f16Even(v), a2);
+      b2 = madd(x1, f16Odd(v), b2);
       v = v128.load(w3 + wo);
-      a3 = f32x4.add(a3, f32x4.mul(x0, f16Even(v)));
-      b3 = f32x4.add(b3, f32x4.mul(x1, f16Odd(v)));
+      a3 = madd(x0, f16Even(v), a3);
+      b3 = madd(x1, f16Odd(v), b3);
     } else {
       let v = v128.load(w + wo);
-      a0 = f32x4.add(a0, f32x4.mul(x0, i32x4.shl(v, 16)));
-      b0 = f32x4.add(b0, f32x4.mul(x1, v128.and(v, i32x4.splat(0xffff0000))));
+      a0 = madd(x0, i32x4.shl(v, 16), a0);
+      b0 = madd(x1, v128.and(v, i32x4.splat(0xffff0000)), b0);
       v = v128.load(w1 + wo);
-      a1 = f32x4.add(a1, f32x4.mul(x0, i32x4.shl(v, 16)));
-      b1 = f32x4.add(b1, f32x4.mul(x1, v128.and(v, i32x4.splat(0xffff0000))));
+      a1 = madd(x0, i32x4.shl(v, 16), a1);
+      b1 = madd(x1, v128.and(v, i32x4.splat(0xffff0000)), b1);
       v = v128.load(w2 + wo);
-      a2 = f32x4.add(a2, f32x4.mul(x0, i32x4.shl(v, 16)));
-      b2 = f32x4.add(b2, f32x4.mul(x1, v128.and(v, i32x4.splat(0xffff0000))));
+      a2 = madd(x0, i32x4.shl(v, 16), a2);
+      b2 = madd(x1, v128.and(v, i32x4.splat(0xffff0000)), b2);
       v = v128.load(w3 + wo);
-      a3 = f32x4.add(a3, f32x4.mul(x0, i32x4.shl(v, 16)));
-      b3 = f32x4.add(b3, f32x4.mul(x1, v128.and(v, i32x4.splat(0xffff0000))));
+      a3 = madd(x0, i32x4.shl(v, 16), a3);
+      b3 = madd(x1, v128.and(v, i32x4.splat(0xffff0000)), b3);
     }
   }
   if (kind == F16) {
@@ -167,10 +167,10 @@ export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
   for (; k + 4 <= K; k += 4) {
     const x0 = v128.load(x + (<usize>k << 2));
     const wo = <usize>k << sh;
-    a0 = f32x4.add(a0, f32x4.mul(x0, loadW4(kind, w + wo)));
-    a1 = f32x4.add(a1, f32x4.mul(x0, loadW4(kind, w1 + wo)));
-    a2 = f32x4.add(a2, f32x4.mul(x0, loadW4(kind, w2 + wo)));
-    a3 = f32x4.add(a3, f32x4.mul(x0, loadW4(kind, w3 + wo)));
+    a0 = madd(x0, loadW4(kind, w + wo), a0);
+    a1 = madd(x0, loadW4(kind, w1 + wo), a1);
+    a2 = madd(x0, loadW4(kind, w2 + wo), a2);
+    a3 = madd(x0, loadW4(kind, w3 + wo), a3);
   }
   const r = reduce4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
   store4(out, k < K ? f32x4.add(r, tail4(kind, x, w, ldw, k, K)) : r, bias);
@@ -188,17 +188,17 @@ export const F16_SUM_SCALE: f32 = reinterpret<f32>(0x5b800000); // 2^56
     const x0 = v128.load(x + o);
     const x1 = v128.load(x1p + o);
     let v = v128.load(w + o);
-    a0 = f32x4.add(a0, f32x4.mul(x0, v));
-    b0 = f32x4.add(b0, f32x4.mul(x1, v));
+    a0 = madd(x0, v, a0);
+    b0 = madd(x1, v, b0);
     v = v128.load(w1 + o);
-    a1 = f32x4.add(a1, f32x4.mul(x0, v));
-    b1 = f32x4.add(b1, f32x4.mul(x1, v));
+    a1 = madd(x0, v, a1);
+    b1 = madd(x1, v, b1);
     v = v128.load(w2 + o);
-    a2 = f32x4.add(a2, f32x4.mul(x0, v));
-    b2 = f32x4.add(b2, f32x4.mul(x1, v));
+    a2 = madd(x0, v, a2);
+    b2 = madd(x1, v, b2);
     v = v128.load(w3 + o);
-    a3 = f32x4.add(a3, f32x4.mul(x0, v));
-    b3 = f32x4.add(b3, f32x4.mul(x1, v));
+    a3 = madd(x0, v, a3);
+    b3 = madd(x1, v, b3);
   }
   let ra = reduce4(a0, a1, a2, a3);
   let rb = reduce4(b0, b1, b2, b3);

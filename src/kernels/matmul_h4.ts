@@ -5,7 +5,7 @@
 // widening each 16-byte load of 8 halves with shifts and masks (no shuffles: x is deinterleaved
 // once per call, see matmul.ts). Prefill widens blocks of rows to row-major f32 in this instance's
 // scratch and runs matmul.ts's f32 GEMM on them. Parallel over groups of four rows.
-import { reduce4, scratchPtr, scratchBytes, h2f } from './simd';
+import { reduce4, scratchPtr, scratchBytes, h2f, madd } from './simd';
 import { F16, BF16, F16_X_SCALE, F16_SUM_SCALE, f16Even, f16Odd, deinterleave, dot1, store1, store4, gemmF32 } from './matmul';
 
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -43,23 +43,23 @@ export function pack_h4(w: usize, N: i32, K: i32): i32 {
     const x0 = v128.load(xd + xo), x1 = v128.load(xd + xo, 16);
     const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
     if (kind == F16) {
-      a0 = f32x4.add(a0, f32x4.mul(x0, f16Even(v0)));
-      b0 = f32x4.add(b0, f32x4.mul(x1, f16Odd(v0)));
-      a1 = f32x4.add(a1, f32x4.mul(x0, f16Even(v1)));
-      b1 = f32x4.add(b1, f32x4.mul(x1, f16Odd(v1)));
-      a2 = f32x4.add(a2, f32x4.mul(x0, f16Even(v2)));
-      b2 = f32x4.add(b2, f32x4.mul(x1, f16Odd(v2)));
-      a3 = f32x4.add(a3, f32x4.mul(x0, f16Even(v3)));
-      b3 = f32x4.add(b3, f32x4.mul(x1, f16Odd(v3)));
+      a0 = madd(x0, f16Even(v0), a0);
+      b0 = madd(x1, f16Odd(v0), b0);
+      a1 = madd(x0, f16Even(v1), a1);
+      b1 = madd(x1, f16Odd(v1), b1);
+      a2 = madd(x0, f16Even(v2), a2);
+      b2 = madd(x1, f16Odd(v2), b2);
+      a3 = madd(x0, f16Even(v3), a3);
+      b3 = madd(x1, f16Odd(v3), b3);
     } else {
-      a0 = f32x4.add(a0, f32x4.mul(x0, i32x4.shl(v0, 16)));
-      b0 = f32x4.add(b0, f32x4.mul(x1, v128.and(v0, hi)));
-      a1 = f32x4.add(a1, f32x4.mul(x0, i32x4.shl(v1, 16)));
-      b1 = f32x4.add(b1, f32x4.mul(x1, v128.and(v1, hi)));
-      a2 = f32x4.add(a2, f32x4.mul(x0, i32x4.shl(v2, 16)));
-      b2 = f32x4.add(b2, f32x4.mul(x1, v128.and(v2, hi)));
-      a3 = f32x4.add(a3, f32x4.mul(x0, i32x4.shl(v3, 16)));
-      b3 = f32x4.add(b3, f32x4.mul(x1, v128.and(v3, hi)));
+      a0 = madd(x0, i32x4.shl(v0, 16), a0);
+      b0 = madd(x1, v128.and(v0, hi), b0);
+      a1 = madd(x0, i32x4.shl(v1, 16), a1);
+      b1 = madd(x1, v128.and(v1, hi), b1);
+      a2 = madd(x0, i32x4.shl(v2, 16), a2);
+      b2 = madd(x1, v128.and(v2, hi), b2);
+      a3 = madd(x0, i32x4.shl(v3, 16), a3);
+      b3 = madd(x1, v128.and(v3, hi), b3);
     }
     p += 64;
   }

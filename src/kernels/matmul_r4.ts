@@ -5,7 +5,7 @@
 // much better on short rows: 1.7-1.8x per CPU-second on the 896-wide shapes of Qwen2.5-0.5B
 // (docs/benchmarks.md). The sums are formed in the same order as matmul_f32's, so results match it
 // bit for bit. Parallel over groups of four rows, like matmul_f32.
-import { reduce4, hsum, scratchPtr, scratchBytes } from './simd';
+import { reduce4, hsum, madd, scratchPtr, scratchBytes } from './simd';
 
 /** Bytes of weight rows kept hot in L2 while pairs of x rows stream past (prefill). */
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -43,7 +43,7 @@ export function pack_f32r4(w: usize, N: i32, K: i32): i32 {
 @inline function dotRow(x: usize, w: usize, K: i32, bias: usize): f32 {
   let a = f32x4.splat(0);
   let k = 0;
-  for (; k + 4 <= K; k += 4) a = f32x4.add(a, f32x4.mul(v128.load(x + (<usize>k << 2)), v128.load(w + (<usize>k << 2))));
+  for (; k + 4 <= K; k += 4) a = madd(v128.load(x + (<usize>k << 2)), v128.load(w + (<usize>k << 2)), a);
   let s = hsum(a);
   for (; k < K; k++) s += load<f32>(x + (<usize>k << 2)) * load<f32>(w + (<usize>k << 2));
   return bias ? s + load<f32>(bias) : s;
@@ -56,22 +56,22 @@ export function pack_f32r4(w: usize, N: i32, K: i32): i32 {
   let k = 0;
   for (; k + 8 <= K; k += 8) {
     const x0 = v128.load(x + (<usize>k << 2)), x1 = v128.load(x + (<usize>k << 2), 16);
-    a0 = f32x4.add(a0, f32x4.mul(x0, v128.load(p)));
-    a1 = f32x4.add(a1, f32x4.mul(x0, v128.load(p, 16)));
-    a2 = f32x4.add(a2, f32x4.mul(x0, v128.load(p, 32)));
-    a3 = f32x4.add(a3, f32x4.mul(x0, v128.load(p, 48)));
-    b0 = f32x4.add(b0, f32x4.mul(x1, v128.load(p, 64)));
-    b1 = f32x4.add(b1, f32x4.mul(x1, v128.load(p, 80)));
-    b2 = f32x4.add(b2, f32x4.mul(x1, v128.load(p, 96)));
-    b3 = f32x4.add(b3, f32x4.mul(x1, v128.load(p, 112)));
+    a0 = madd(x0, v128.load(p), a0);
+    a1 = madd(x0, v128.load(p, 16), a1);
+    a2 = madd(x0, v128.load(p, 32), a2);
+    a3 = madd(x0, v128.load(p, 48), a3);
+    b0 = madd(x1, v128.load(p, 64), b0);
+    b1 = madd(x1, v128.load(p, 80), b1);
+    b2 = madd(x1, v128.load(p, 96), b2);
+    b3 = madd(x1, v128.load(p, 112), b3);
     p += 128;
   }
   if (k < K) {
     const x0 = v128.load(x + (<usize>k << 2));
-    a0 = f32x4.add(a0, f32x4.mul(x0, v128.load(p)));
-    a1 = f32x4.add(a1, f32x4.mul(x0, v128.load(p, 16)));
-    a2 = f32x4.add(a2, f32x4.mul(x0, v128.load(p, 32)));
-    a3 = f32x4.add(a3, f32x4.mul(x0, v128.load(p, 48)));
+    a0 = madd(x0, v128.load(p), a0);
+    a1 = madd(x0, v128.load(p, 16), a1);
+    a2 = madd(x0, v128.load(p, 32), a2);
+    a3 = madd(x0, v128.load(p, 48), a3);
   }
   store4(out, reduce4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3)), bias);
 }
@@ -85,17 +85,17 @@ export function pack_f32r4(w: usize, N: i32, K: i32): i32 {
     const o = <usize>k << 2;
     const x0 = v128.load(x + o), x1 = v128.load(xb + o);
     let v = v128.load(p);
-    a0 = f32x4.add(a0, f32x4.mul(x0, v));
-    b0 = f32x4.add(b0, f32x4.mul(x1, v));
+    a0 = madd(x0, v, a0);
+    b0 = madd(x1, v, b0);
     v = v128.load(p, 16);
-    a1 = f32x4.add(a1, f32x4.mul(x0, v));
-    b1 = f32x4.add(b1, f32x4.mul(x1, v));
+    a1 = madd(x0, v, a1);
+    b1 = madd(x1, v, b1);
     v = v128.load(p, 32);
-    a2 = f32x4.add(a2, f32x4.mul(x0, v));
-    b2 = f32x4.add(b2, f32x4.mul(x1, v));
+    a2 = madd(x0, v, a2);
+    b2 = madd(x1, v, b2);
     v = v128.load(p, 48);
-    a3 = f32x4.add(a3, f32x4.mul(x0, v));
-    b3 = f32x4.add(b3, f32x4.mul(x1, v));
+    a3 = madd(x0, v, a3);
+    b3 = madd(x1, v, b3);
     p += 64;
   }
   store4(out, reduce4(a0, a1, a2, a3), bias);

@@ -1,6 +1,6 @@
 // RMSNorm and LayerNorm over rows of length K. Sums are taken in f32 SIMD lanes (8 accumulators
 // deep), which is well inside the tests' 1e-5 relative tolerance for K up to 16k.
-import { hsum } from './simd';
+import { hsum, madd } from './simd';
 
 // @ts-ignore: decorator
 @inline function sumsq(x: usize, K: i32, c: f32): f32 {
@@ -10,8 +10,8 @@ import { hsum } from './simd';
   for (; k + 8 <= K; k += 8) {
     const p = x + (<usize>k << 2);
     const d0 = f32x4.sub(v128.load(p), cv), d1 = f32x4.sub(v128.load(p, 16), cv);
-    a = f32x4.add(a, f32x4.mul(d0, d0));
-    b = f32x4.add(b, f32x4.mul(d1, d1));
+    a = madd(d0, d0, a);
+    b = madd(d1, d1, b);
   }
   let s = hsum(f32x4.add(a, b));
   for (; k < K; k++) {

@@ -6,7 +6,7 @@
 // the weight codes widen to int16 and meet the activation in i32x4.dot_i16x8_s; the integer sum is
 // converted once and scaled by xs·d (plus xs·m·Σxq for the offset types q4_1/q5_1).
 // out[m, n] = Σ_blocks (xs·d·Σ q·xq + xs·m·Σ xq) + bias[n]. K must be a multiple of 32.
-import { h2f, h2f1, hsum, reduce4i, scratchBytes, scratchPtr } from './simd';
+import { dotCodes32, h2f, h2f1, hsum, reduce4i, scratchBytes, scratchPtr } from './simd';
 
 /** Bytes of weight rows kept in L2 while every x row passes over them (prefill). */
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -174,6 +174,48 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
   v128.store(out, bias ? f32x4.add(acc, v128.load(bias)) : acc);
 }
 
+/**
+ * Relaxed build, q4_0/q4_1: relaxed dot products take raw 4-bit codes (0..15) against the int8
+ * activation as they lie (low nibbles: elements 0-15, high: 16-31; simd.ts dotCodes32), with no
+ * widening and no rearranged activation: only Σxq per block, for q4_0's offset 8 and q4_1's m. The
+ * integer sums, and from them every float operation, equal the baseline's bit for bit.
+ */
+// @ts-ignore: decorator
+@inline function blockSums(dst: usize, xq: usize, nb: i32): void {
+  for (let b = 0; b < nb; b++) {
+    const p = xq + (<usize>b << 5);
+    const t = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(p)), i16x8.extadd_pairwise_i8x16_s(v128.load(p, 16))));
+    store<i32>(dst + (<usize>b << 2), i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3));
+  }
+}
+
+/** Σ codes·x over one 4-bit block from its qs bytes at q; xa, xb: the block's activations 0-15, 16-31. */
+// @ts-ignore: decorator
+@inline function nibbleDotRelaxed(q: usize, xa: v128, xb: v128): v128 {
+  const v = v128.load(q), m = v128.load(C + C_15);
+  const lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+  return dotCodes32(xa, lo, xb, hi);
+}
+
+/** rows4Nibble for the relaxed build: the activation row as quantized, its block sums at `sums`. */
+// @ts-ignore: decorator
+@inline function rows4NibbleRelaxed(fmt: i32, out: usize, xq: usize, sums: usize, xs: usize, w: usize, ldw: usize, nb: i32, bias: usize): void {
+  const bb = <usize>blockBytes(fmt), qs = <usize>(fmt == F_Q4_0 ? 2 : 4);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const xp = xq + (<usize>b << 5), wb = w + <usize>b * bb;
+    const xa = v128.load(xp), xb = v128.load(xp, 16);
+    let d = reduce4i(nibbleDotRelaxed(wb + qs, xa, xb), nibbleDotRelaxed(wb + ldw + qs, xa, xb),
+      nibbleDotRelaxed(wb + 2 * ldw + qs, xa, xb), nibbleDotRelaxed(wb + 3 * ldw + qs, xa, xb));
+    const sx = load<i32>(sums + (<usize>b << 2));
+    if (fmt == F_Q4_0) d = i32x4.sub(d, i32x4.splat(sx << 3));
+    const s = f32x4.splat(load<f32>(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.mul(s, halves4(wb, ldw, 0))));
+    if (fmt == F_Q4_1) acc = f32x4.add(acc, f32x4.mul(f32x4.splat(<f32>sx), f32x4.mul(s, halves4(wb, ldw, 2))));
+  }
+  v128.store(out, bias ? f32x4.add(acc, v128.load(bias)) : acc);
+}
+
 // @ts-ignore: decorator
 @inline function matmul32(fmt: i32, out: usize, xq: usize, xs: usize, w: usize, bias: usize,
   M: i32, K: i32, N: i32, tid: i32, nth: i32): void {
@@ -189,6 +231,12 @@ const F_Q4_0: i32 = 0, F_Q4_1: i32 = 1, F_Q5_0: i32 = 2, F_Q5_1: i32 = 3, F_Q8_0
     for (let m = 0; m < M; m++) {
       const xqr = xq + <usize>m * K, xsr = xs + ((<usize>m * nb) << 2), orow = out + ((<usize>m * N) << 2);
       let n = b0;
+      if (ASC_FEATURE_RELAXED_SIMD && (fmt == F_Q4_0 || fmt == F_Q4_1) && <usize>nb * 4 <= scratchBytes && b1 - b0 >= 4) {
+        blockSums(scratchPtr, xqr, nb);
+        for (; n + 4 <= b1; n += 4) {
+          rows4NibbleRelaxed(fmt, orow + (<usize>n << 2), xqr, scratchPtr, xsr, w + <usize>n * ldw, ldw, nb, bias ? bias + (<usize>n << 2) : 0);
+        }
+      }
       if ((fmt == F_Q4_0 || fmt == F_Q4_1) && <usize>nb * 68 <= scratchBytes && b1 - b0 >= 4) {
         prepNibbleX(scratchPtr, xqr, nb);
         for (; n + 4 <= b1; n += 4) {

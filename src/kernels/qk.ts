@@ -5,7 +5,7 @@
 // Per super-block the integer sums of every sub-block are scaled by its integer scale in i32 lanes
 // (exact: |Σ| < 2^31 for every format), converted once, and scaled by d_x·d; q4_K/q5_K subtract
 // d_x·dmin·Σ m[j]·Σxq[j] with the precomputed sub-block sums. K must be a multiple of 256.
-import { hmax, hsum, h2f1, scratchBytes, scratchPtr } from './simd';
+import { dotCodes32, hmax, hsum, h2f1, scratchBytes, scratchPtr } from './simd';
 import { prepNibbleX } from './q32';
 
 const BLOCK_BYTES: i32 = 192 * 1024;
@@ -67,9 +67,16 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   }
 }
 
-/** Σ over 32 elements of xq·w as i32 lanes: w given as two i8x16 (elements 0-15, 16-31). */
+/**
+ * Σ over 32 elements of xq·w as i32 lanes: w given as two i8x16 (elements 0-15, 16-31). Its callers
+ * (q4_K/q5_K) pass codes in [0, 31], so the relaxed build takes them as they are (simd.ts
+ * dotCodes32): the same integer sums without widening.
+ */
 // @ts-ignore: decorator
 @inline function dot32(xp: usize, lo: v128, hi: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return dotCodes32(v128.load(xp), lo, v128.load(xp, 16), hi);
+  }
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), i16x8.extend_high_i8x16_s(lo))),
     i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp, 16), i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 24), i16x8.extend_high_i8x16_s(hi))));
@@ -195,6 +202,27 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
   return i8x16.sub(v128.or(n, v128.and(h, m30)), v128.load(C + C_32));
 }
 
+/**
+ * Relaxed build: 16 q6_K codes as stored (0..63, no −32), for `i16x8.relaxed_dot_i8x16_i7x16_s`; the
+ * offset comes back once per super-block from the activation's 16-value sums (sums16).
+ */
+// @ts-ignore: decorator
+@inline function codes6u(a: v128, g: v128, nib: i32, r: i32): v128 {
+  const m4 = v128.load(C + C_15), m30 = v128.load(C + C_48);
+  const n = nib == 0 ? v128.and(a, m4) : v128.and(i16x8.shr_u(a, 4), m4);
+  const h = r == 0 ? i16x8.shl(g, 4) : r == 1 ? i16x8.shl(g, 2) : r == 2 ? g : i16x8.shr_u(g, 2);
+  return v128.or(n, v128.and(h, m30));
+}
+
+/** Per 16 values of an activation row, Σxq as int16 (|Σ| <= 16·127), at dst: q6_K's offset term. */
+// @ts-ignore: decorator
+@inline function sums16(dst: usize, xq: usize, groups: i32): void {
+  for (let g = 0; g < groups; g++) {
+    const t = i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(v128.load(xq + (<usize>g << 4))));
+    store<i16>(dst + (<usize>g << 1), <i16>(i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3)));
+  }
+}
+
 /** Σ over one quarter (32 codes, two 16-groups with their own int8 scales) times those scales. */
 // @ts-ignore: decorator
 @inline function quarter6(xr: usize, sc: usize, w0: v128, w1: v128): v128 {
@@ -202,13 +230,41 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
     i32x4.mul(dot16(xr + 16, w1), i32x4.splat(<i32>load<i8>(sc, 1))));
 }
 
-/** One q6_K row against one activation row. */
+/** quarter6 on unsigned codes (codes6u), relaxed build only. */
 // @ts-ignore: decorator
-@inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32): f32 {
+@inline function quarter6u(xr: usize, sc: usize, w0: v128, w1: v128): v128 {
+  return i32x4.add(i32x4.mul(i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xr), w0)), i32x4.splat(<i32>load<i8>(sc))),
+    i32x4.mul(i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xr, 16), w1)), i32x4.splat(<i32>load<i8>(sc, 1))));
+}
+
+/**
+ * One q6_K row against one activation row. The relaxed build sums codes·x on the stored codes and
+ * subtracts 32·Σ_g scale_g·Σx_g per super-block (s16: the row's sums16), the same integer sums.
+ */
+// @ts-ignore: decorator
+@inline function rowQ6K(xq: usize, xs: usize, w: usize, nb: i32, s16: usize): f32 {
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = w + <usize>b * 210, xb = xq + (<usize>b << 8);
     let isum = i32x4.splat(0);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      for (let h = 0; h < 2; h++) {
+        const ql = wb + (<usize>h << 6), qh = wb + 128 + (<usize>h << 5), sc = wb + 192 + (<usize>h << 3);
+        const xh = xb + (<usize>h << 7);
+        const l0 = v128.load(ql), l1 = v128.load(ql, 16), l2 = v128.load(ql, 32), l3 = v128.load(ql, 48);
+        const g0 = v128.load(qh), g1 = v128.load(qh, 16);
+        isum = i32x4.add(isum, quarter6u(xh, sc, codes6u(l0, g0, 0, 0), codes6u(l1, g1, 0, 0)));
+        isum = i32x4.add(isum, quarter6u(xh + 32, sc + 2, codes6u(l2, g0, 0, 1), codes6u(l3, g1, 0, 1)));
+        isum = i32x4.add(isum, quarter6u(xh + 64, sc + 4, codes6u(l0, g0, 1, 2), codes6u(l1, g1, 1, 2)));
+        isum = i32x4.add(isum, quarter6u(xh + 96, sc + 6, codes6u(l2, g0, 1, 3), codes6u(l3, g1, 1, 3)));
+      }
+      // The 16 int8 scales against the 16 group sums of x, times 32.
+      const scv = v128.load(wb + 192), sp = s16 + (<usize>b << 5);
+      const off = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(scv), v128.load(sp)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(scv), v128.load(sp, 16)));
+      isum = i32x4.sub(isum, i32x4.shl(off, 5));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xs + <usize>b * XS_REC) * h2f1(load<u16>(wb, 208)))));
+      continue;
+    }
     for (let h = 0; h < 2; h++) {
       const ql = wb + (<usize>h << 6), qh = wb + 128 + (<usize>h << 5), sc = wb + 192 + (<usize>h << 3);
       const xh = xb + (<usize>h << 7);
@@ -239,12 +295,14 @@ export function quantize_q8_K(xq: usize, xs: usize, x: usize, M: i32, K: i32): v
     const b1 = min<i32>(n1, b0 + rows);
     for (let m = 0; m < M; m++) {
       const xqr = xq + <usize>m * K, xsr = xs + <usize>(m * nb) * XS_REC, orow = out + ((<usize>m * N) << 2);
-      // q4_K: rearrange the activation row once per pass (prepNibbleX: 68 bytes per 32 values).
-      const nibble = fmt == 4 && <usize>(nb << 3) * 68 <= scratchBytes;
+      // q4_K: rearrange the activation row once per pass (prepNibbleX: 68 bytes per 32 values);
+      // the relaxed build reads the row as it is (dot32), and for q6_K needs its 16-value sums.
+      const nibble = !ASC_FEATURE_RELAXED_SIMD && fmt == 4 && <usize>(nb << 3) * 68 <= scratchBytes;
       if (nibble) prepNibbleX(scratchPtr, xqr, nb << 3);
+      if (ASC_FEATURE_RELAXED_SIMD && fmt == 6) sums16(scratchPtr, xqr, nb << 4);
       for (let n = b0; n < b1; n++) {
         const wr = w + <usize>n * ldw;
-        const r = fmt == 6 ? rowQ6K(xqr, xsr, wr, nb) : nibble ? rowQ4KNibble(scratchPtr, xsr, wr, nb) : rowQ45K(fmt, xqr, xsr, wr, nb);
+        const r = fmt == 6 ? rowQ6K(xqr, xsr, wr, nb, scratchPtr) : nibble ? rowQ4KNibble(scratchPtr, xsr, wr, nb) : rowQ45K(fmt, xqr, xsr, wr, nb);
         store<f32>(orow + (<usize>n << 2), bias ? r + load<f32>(bias + (<usize>n << 2)) : r);
       }
     }

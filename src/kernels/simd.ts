@@ -23,6 +23,19 @@ export function set_scratch(ptr: usize, bytes: usize): void {
   return f32x4.add(c, f32x4.mul(a, b));
 }
 
+/**
+ * Σ of 32 int8·code products as four i32 lanes, relaxed build only: xa, xb are the int8 activations
+ * of elements 0-15 and 16-31, lo and hi their weight codes, which must lie in [0, 63] (4-, 5- and
+ * 6-bit codes as stored). `i16x8.relaxed_dot_i8x16_i7x16_s` multiplies int8 by 7-bit unsigned and adds
+ * pairs into int16 (one pmaddubsw on x86); two of those added stay within int16 (4·127·63 < 2^15),
+ * and one pairwise widening gives the i32 lanes. Not `i32x4.relaxed_dot_i8x16_i7x16_add_s`: Node 20's
+ * V8 returns twice the sum and drops the addend (src/platform/relaxed.ts checks the form used here).
+ */
+// @ts-ignore: decorator
+@inline export function dotCodes32(xa: v128, lo: v128, xb: v128, hi: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)));
+}
+
 /** Sum of the four lanes. */
 // @ts-ignore: decorator
 @inline export function hsum(a: v128): f32 {

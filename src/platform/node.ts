@@ -2,10 +2,12 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { StreamlmError } from '../errors.js';
 import type { WorkerInit } from '../runtime/control.js';
-import type { ByteSource, FileSet, Platform, PoolWorker } from './types.js';
+import { validatesRelaxedSimd } from './relaxed.js';
+import type { ByteSource, FileSet, KernelBuild, Platform, PoolWorker } from './types.js';
 
 /** readSync takes at most 2 GiB per call; smaller chunks also keep each syscall short. */
 const READ_CHUNK = 64 * 1024 * 1024;
@@ -78,8 +80,8 @@ main(workerData, () => parentPort.postMessage('ready'));
   return { ready, terminate: async () => { await w.terminate(); } };
 }
 
-function kernels(): Promise<Uint8Array> {
-  const url = new URL('../../build/kernels.wasm', import.meta.url);
+function kernels(build: KernelBuild): Promise<Uint8Array> {
+  const url = new URL(`../../build/${build === 'relaxed' ? 'kernels-relaxed' : 'kernels'}.wasm`, import.meta.url);
   try {
     return Promise.resolve(new Uint8Array(readFileSync(url)));
   } catch {
@@ -87,10 +89,35 @@ function kernels(): Promise<Uint8Array> {
   }
 }
 
+/**
+ * Node 20's V8 (11.3) validates relaxed SIMD only behind --experimental-wasm-relaxed-simd; the flag
+ * is process-wide and read when a module is compiled, so setting it here, before the kernels are,
+ * covers the main thread and every pool worker started afterwards. Node >= 22 needs no flag.
+ */
+function relaxedSimd(): boolean {
+  if (validatesRelaxedSimd()) return true;
+  setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return validatesRelaxedSimd();
+}
+
+const SIMD_CHOICES = ['auto', 'baseline', 'relaxed'] as const;
+
+/** STREAMLM_SIMD=auto|baseline|relaxed picks the kernels build without code (A/B runs, a suspect CPU). */
+function simdChoice(): 'auto' | KernelBuild | null {
+  const v = process.env.STREAMLM_SIMD;
+  if (v === undefined || v === '') return null;
+  if (!(SIMD_CHOICES as readonly string[]).includes(v)) {
+    throw new StreamlmError(`must be one of ${SIMD_CHOICES.join(', ')}, got ${JSON.stringify(v)}`, { field: 'STREAMLM_SIMD' });
+  }
+  return v as 'auto' | KernelBuild;
+}
+
 export const nodePlatform: Platform = {
   name: 'node',
   cores: () => availableParallelism(),
   kernels,
+  relaxedSimd,
+  simdChoice,
   sharedMemoryMissing: () => null,
   startWorker,
   file: fileSource,

@@ -34,12 +34,25 @@ export interface PoolWorker {
   terminate(): Promise<void>;
 }
 
+/**
+ * The two builds of the kernels (scripts/build-kernels.mjs): SIMD128 only, or SIMD128 plus relaxed
+ * SIMD (fused multiply-add where the CPU has it).
+ */
+export type KernelBuild = 'baseline' | 'relaxed';
+
 export interface Platform {
   readonly name: 'node' | 'browser';
   /** Cores this process may use. */
   cores(): number;
-  /** The compiled kernels, from the package (fs in Node, fetch in browsers). */
-  kernels(): Promise<BufferSource | WebAssembly.Module>;
+  /** The compiled kernels of one build, from the package (fs in Node, fetch in browsers). */
+  kernels(build: KernelBuild): Promise<BufferSource | WebAssembly.Module>;
+  /**
+   * Whether the relaxed build can run here. Node 20 has relaxed SIMD behind a V8 flag, which this
+   * turns on first (Node >= 22 and Chromium >= 114 have it on already).
+   */
+  relaxedSimd(): boolean;
+  /** The build the user chose outside the API (Node: the STREAMLM_SIMD variable), or null for the default. */
+  simdChoice(): 'auto' | KernelBuild | null;
   /**
    * Why threads cannot share memory here (a one-line message naming what is missing), or null when
    * they can. The runtime then runs on one thread and warns once.

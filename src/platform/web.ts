@@ -4,7 +4,8 @@
 // Worker: the pool's calling thread blocks in Atomics.wait, and FileReaderSync exists only there.
 import { StreamlmError } from '../errors.js';
 import type { WorkerInit } from '../runtime/control.js';
-import type { ByteSource, FileSet, Platform, PoolWorker } from './types.js';
+import { validatesRelaxedSimd } from './relaxed.js';
+import type { ByteSource, FileSet, KernelBuild, Platform, PoolWorker } from './types.js';
 
 /** Bytes per FileReaderSync call: a tensor is copied into wasm memory in pieces this size. */
 const READ_CHUNK = 16 * 1024 * 1024;
@@ -69,14 +70,18 @@ export function blobFiles(label: string, files: ReadonlyMap<string, Blob>): File
 /** Where kernels.wasm is fetched from: beside the bundle unless the page says otherwise (setKernelsUrl). */
 let kernelsUrl: string | URL = new URL('./kernels.wasm', import.meta.url);
 
-/** Points the runtime at kernels.wasm when the page serves it elsewhere than beside the bundle. */
+/**
+ * Points the runtime at kernels.wasm when the page serves it elsewhere than beside the bundle; the
+ * relaxed-SIMD build, kernels-relaxed.wasm, is fetched from the same folder.
+ */
 export function setKernelsUrl(url: string | URL): void {
   kernelsUrl = url;
 }
 
-async function kernels(): Promise<ArrayBuffer> {
-  const res = await fetch(kernelsUrl);
-  if (!res.ok) throw new StreamlmError(`HTTP ${res.status} fetching the kernels`, { file: String(kernelsUrl) });
+async function kernels(build: KernelBuild): Promise<ArrayBuffer> {
+  const url = build === 'relaxed' ? new URL('kernels-relaxed.wasm', new URL(kernelsUrl, globalThis.location?.href)) : kernelsUrl;
+  const res = await fetch(url);
+  if (!res.ok) throw new StreamlmError(`HTTP ${res.status} fetching the kernels`, { file: String(url) });
   return res.arrayBuffer();
 }
 
@@ -103,6 +108,8 @@ export const webPlatform: Platform = {
   name: 'browser',
   cores: () => (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1,
   kernels,
+  relaxedSimd: validatesRelaxedSimd,
+  simdChoice: () => null,
   sharedMemoryMissing: () => ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated
     ? null
     : 'the page is not cross-origin isolated, so workers cannot share memory: serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp'),

@@ -60,7 +60,8 @@ function specOf(shape: BenchShape): ShapeSpec {
   };
 }
 
-interface Speeds { prefill_tok_s: number; decode_tok_s: number }
+/** `simd`: the kernels build ours ran (Model.simd); absent for llama.cpp. */
+interface Speeds { prefill_tok_s: number; decode_tok_s: number; simd?: string | null }
 
 /** What a child process is asked to time. */
 interface ChildJob {
@@ -192,7 +193,8 @@ async function runOurs(job: ChildJob): Promise<Speeds & { load_s: number }> {
   run(job.warmupSteps);
   const r = run(job.gen);
   await model.close();
-  return { prefill_tok_s: n / r.prefillS, decode_tok_s: job.gen / r.decodeS, load_s: loadS };
+  const simd = model.simd;
+  return { prefill_tok_s: n / r.prefillS, decode_tok_s: job.gen / r.decodeS, load_s: loadS, simd };
 }
 
 function spawnChild(which: 'ours' | 'llamacpp', job: ChildJob): Speeds & { load_s: number } {
@@ -286,6 +288,7 @@ async function main(argv: string[]): Promise<void> {
     prefill_tok_s: median(runs.map((r) => r.prefill_tok_s)),
     decode_tok_s: median(runs.map((r) => r.decode_tok_s)),
     load_s: median(runs.map((r) => r.load_s)),
+    simd: runs[0].simd,
   });
   const results: { shape: BenchShape; dtype: GgufDtype; wbytes: number; ours: Timed | null; llama: Timed | null }[] = [];
   const skipped: string[] = [];
@@ -347,6 +350,7 @@ async function main(argv: string[]): Promise<void> {
       dtype,
       ours_source: shape === 'novels-8m' && dtype === 'f16' ? 'bf16 directory' : RAW_DTYPES.includes(dtype) ? 'HF directory' : 'same GGUF file',
       threads: opts.threads,
+      ours_simd: ours?.simd ?? null,
       ours: ours ? { prefill_tok_s: r2(ours.prefill_tok_s), decode_tok_s: r2(ours.decode_tok_s) } : null,
       llamacpp: llama ? { prefill_tok_s: r2(llama.prefill_tok_s), decode_tok_s: r2(llama.decode_tok_s) } : null,
       decode_ratio: ours && llama ? r3(ours.decode_tok_s / llama.decode_tok_s) : null,

@@ -96,6 +96,9 @@ export class Model {
 
   get threads(): number { return this.net.rt.threads; }
 
+  /** The kernels build running: 'relaxed' (relaxed SIMD) or 'baseline' (SIMD128); null with a caller's own `wasm`. */
+  get simd(): 'baseline' | 'relaxed' | null { return this.net.rt.simd; }
+
   /** Tokens that end generation: generation_config.json's eos_token_id, else config.json's. */
   get eosTokenIds(): number[] {
     const g = this.generationConfig.eos_token_id;

@@ -8,7 +8,7 @@
 // matmul_f32r4's two-row tiles, and the f16 entry lost to the prefill path (f16 widening costs more
 // per row; 3.5x against 2.2x a GEMV): both were dropped, so this is bf16 only. Parallel over groups
 // of four rows, like the GEMV.
-import { reduce4, scratchPtr, scratchBytes } from './simd';
+import { madd, reduce4, scratchPtr, scratchBytes } from './simd';
 import { BF16, deinterleave, dot1, store1, store4 } from './matmul';
 import { matmul_bf16h4 } from './matmul_h4';
 
@@ -22,8 +22,10 @@ import { matmul_bf16h4 } from './matmul_h4';
   return v128.and(v, i32x4.splat(0xffff0000));
 }
 
+/** c + xa·wa + xb·wb: two fused multiply-adds in the relaxed build, the baseline's order otherwise. */
 // @ts-ignore: decorator
 @inline function fma2(c: v128, xa: v128, wa: v128, xb: v128, wb: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return madd(xb, wb, madd(xa, wa, c));
   return f32x4.add(c, f32x4.add(f32x4.mul(xa, wa), f32x4.mul(xb, wb)));
 }
 

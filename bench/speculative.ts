@@ -3,7 +3,7 @@
  *
  *   npm run bench:speculative -- [--json] [--models models/novels-8m,models/novels-8m-sink]
  *                                [--text FILE] [--prompts 20] [--prompt-tokens 256] [--gen 256]
- *                                [--cache sink:4+508] [--speculate ngram,mctp,auto] [--draft 4] [--rounds 3]
+ *                                [--cache sink:4+508] [--speculate ngram,mctp,auto] [--draft 4|auto] [--rounds 3]
  *                                [--threads N] [--dtype auto|f32|q8_0] [--random-shape qwen2.5-0.5b]
  *
  * Prompts: `--prompts` passages at evenly spaced offsets of the long-eval books
@@ -35,7 +35,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Opts {
   json: boolean; models: string[]; text: string | null; prompts: number; promptTokens: number; gen: number;
-  cache: string; speculate: SpeculateMode[]; draft: number; rounds: number; threads: number | undefined; dtype: LoadDType; randomShape: string | null;
+  cache: string; speculate: SpeculateMode[]; draft: number | 'auto'; rounds: number; threads: number | undefined; dtype: LoadDType; randomShape: string | null;
 }
 
 function parseArgs(argv: string[]): Opts {
@@ -58,7 +58,7 @@ function parseArgs(argv: string[]): Opts {
     else if (a === '--gen') o.gen = int(a, v());
     else if (a === '--cache') o.cache = v();
     else if (a === '--speculate') o.speculate = v().split(',').filter(Boolean).map(parseSpeculateMode);
-    else if (a === '--draft') o.draft = int(a, v());
+    else if (a === '--draft') { const d = v(); o.draft = d === 'auto' ? 'auto' : int(a, d); }
     else if (a === '--rounds') o.rounds = int(a, v());
     else if (a === '--threads') o.threads = int(a, v());
     else if (a === '--dtype') o.dtype = v() as LoadDType;

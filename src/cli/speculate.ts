@@ -7,12 +7,13 @@ export const SPECULATE_FLAGS: FlagSpec = { speculate: { type: 'string' }, draft:
 
 export const SPECULATE_HELP = `--speculate ngram|mctp|auto|off drafts tokens and verifies them in one forward (default off;
 ngram looks them up in the stream's own tokens; auto is mctp when the model has heads, else ngram);
-greedy output is unchanged, sampling keeps its distribution. --draft K drafts at most K (default 4).`;
+greedy output is unchanged, sampling keeps its distribution. --draft K drafts at most K (default 4);
+--draft auto drafts at most 4, as many as pay on this model and machine, none where none does.`;
 
 /** The speculation options the flags ask for, checked (naming the flag). */
 export function speculateFlags(flags: Flags): SpeculateOptions {
   const s = str(flags, 'speculate');
-  const draft = num(flags, 'draft', { int: true, min: 1, max: 64 });
+  const draft = str(flags, 'draft') === 'auto' ? 'auto' : num(flags, 'draft', { int: true, min: 1, max: 64 });
   return { mode: s === undefined ? 'off' : parseSpeculateMode(s), ...(draft !== undefined ? { draft } : {}) };
 }
 

@@ -4,6 +4,7 @@ import { StreamDecoder, type TextTokenizer } from '../tokenizer.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
 import type { Drafter } from './ngram.js';
+import { DraftTuner } from './draft-length.js';
 import { draftsWithHeads, makeDrafter, type SpeculateOptions } from './speculate.js';
 
 /**
@@ -86,6 +87,8 @@ export class DecodeStepper {
   private ms = 0;
   private reason: FinishReason | null = null;
   private readonly spec: { drafter: Drafter; draft: number } | null;
+  /** With `--draft auto`: picks each draft's length from this stream's timings and acceptances. */
+  private readonly tuner: DraftTuner | null;
   /** Tokens already fed (accepted drafts) waiting to be emitted, one per next(). */
   private queue: number[] = [];
   /** The next token when a verification already chose it (a correction), not yet fed or emitted. */
@@ -109,7 +112,9 @@ export class DecodeStepper {
     this.decoder = opts.tokenizer ? new StreamDecoder(opts.tokenizer, { context: [...(opts.context ?? [])] }) : null;
     this.stop = new StopMatcher(opts.stop ?? []);
     if (session.headsUnused && draftsWithHeads(opts.speculate)) throw new StreamlmError(`--speculate ${opts.speculate!.mode} drafts with the model's MCTP heads: open the session with draftHeads: true`, { field: 'speculate' });
-    this.spec = makeDrafter(opts.speculate, session.mctp ?? null);
+    const spec = makeDrafter(opts.speculate, session.mctp ?? null);
+    this.spec = spec;
+    this.tuner = spec?.tune ? new DraftTuner(spec.draft, this.proposed, this.accepted) : null;
     this.spec?.drafter.push(opts.history ?? opts.context ?? []);
   }
 
@@ -145,10 +150,13 @@ export class DecodeStepper {
   private speculate(id: number): boolean {
     const s = this.session, spec = this.spec;
     if (!spec || !s.draft || !s.accept) return false;
-    const k = Math.min(spec.draft, this.opts.maxNewTokens - this.newTokens - 2, (s.draftLimit ?? 0) - 1);
+    const limit = Math.min(spec.draft, this.opts.maxNewTokens - this.newTokens - 2, (s.draftLimit ?? 0) - 1);
+    const k = this.tuner ? this.tuner.choose(limit) : limit;
     if (k < 1) return false;
+    const t0 = this.tuner ? performance.now() : 0;
     const drafts = spec.drafter.propose(id, k);
     if (drafts.length === 0) return false;
+    const t1 = this.tuner ? performance.now() : 0;
     const logits = s.draft([id, ...drafts]);
     const V = logits.length / (drafts.length + 1);
     let a = 0;
@@ -161,6 +169,7 @@ export class DecodeStepper {
     const kept = drafts.slice(0, a);
     const fed = this.fedBeforeStop([id, ...kept]);
     s.accept(fed);
+    if (this.tuner) this.tuner.speculated(drafts.length, t1 - t0, performance.now() - t1);
     this.forwards++;
     this.fed += fed;
     spec.drafter.push([id, ...kept]);
@@ -191,7 +200,9 @@ export class DecodeStepper {
       return { id, text: text + end.text, finish: end.finish };
     }
     if (!fed) {
+      const t0 = this.tuner ? performance.now() : 0;
       this.own = this.session.step(id, this.own ? { into: this.own } : {});
+      if (this.tuner) this.tuner.plain(performance.now() - t0);
       this.forwards++;
       this.fed++;
       this.spec?.drafter.push([id]);

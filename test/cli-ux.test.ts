@@ -42,6 +42,11 @@ test('filesystem errors are one line naming the path, and outputs are checked be
   assertOneLineError(p, '/missing/dir', '--plot');
   assertOneLineError(cli('compress', '--model', LLAMA, '--out', '/missing/dir/small', '--rank-ratio', '0.5'), '/missing/dir', '--out');
   assertOneLineError(cli('serve', '--model', LLAMA, '--chat-template', d), d, '--chat-template', 'directory');
+  assertOneLineError(cli('generate', '--model', LLAMA, '--prompt', 'hi', '--speculate', 'ngram', '--draft', 'many'), '--draft', 'auto or an integer');
+  // The kernels build is chosen before the model loads; a bad choice names the variable.
+  const badSimd = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'generate', '--model', LLAMA, '--prompt', 'hi'],
+    { encoding: 'utf8', timeout: 120_000, cwd: ROOT, env: { ...process.env, STREAMLM_SIMD: 'fast' } });
+  assertOneLineError({ code: badSimd.status ?? -1, out: badSimd.stdout, err: badSimd.stderr }, 'STREAMLM_SIMD', 'baseline');
   // Nothing was written anywhere: no output, no temporary file.
   assert.deepEqual(readdirSync(d), ['t.txt']);
 });

@@ -1,5 +1,6 @@
 import type { SpeculationStats } from '../generate/stepper.js';
 import { parseSpeculateMode, type SpeculateOptions } from '../generate/speculate.js';
+import { StreamlmError } from '../errors.js';
 import { num, str, type FlagSpec, type Flags } from './args.js';
 
 /** `--speculate` and `--draft`, shared by generate, chat and serve. */
@@ -13,7 +14,9 @@ greedy output is unchanged, sampling keeps its distribution. --draft K drafts at
 /** The speculation options the flags ask for, checked (naming the flag). */
 export function speculateFlags(flags: Flags): SpeculateOptions {
   const s = str(flags, 'speculate');
-  const draft = str(flags, 'draft') === 'auto' ? 'auto' : num(flags, 'draft', { int: true, min: 1, max: 64 });
+  const d = str(flags, 'draft');
+  if (d !== undefined && d !== 'auto' && !/^\d+$/.test(d)) throw new StreamlmError(`expected auto or an integer in 1..64, got '${d}'`, { field: '--draft' });
+  const draft = d === 'auto' ? 'auto' : num(flags, 'draft', { int: true, min: 1, max: 64 });
   return { mode: s === undefined ? 'off' : parseSpeculateMode(s), ...(draft !== undefined ? { draft } : {}) };
 }
 

@@ -76,6 +76,12 @@ const TOL: Record<string, number> = { f32: 1e-2, f16: 3e-2, q8_0: 0.3 };
  */
 const BLOCK_TOL: Record<string, number> = { f32: 1e-2, q4_0: 0.15, q5_1: 0.15, q4_K: 0.15, q5_K: 0.15, q6_K: 0.15 };
 
+function topId(a: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
 function compare(a: Float64Array, b: Map<number, number>, tol: number, label: string): number {
   const top = [...a.keys()].sort((x, y) => a[y] - a[x]).slice(0, 10);
   // Relative to our top token, so a renormalised top-k list from llama.cpp still compares.
@@ -121,6 +127,13 @@ test('llama.cpp computes our next-token log-probabilities on the same GGUF files
   cases.push({ file: mixed, tol: BLOCK_TOL.q4_K, label: 'random mixed' });
   const theirs = llamaCpp(cases.map((c) => c.file));
   const report: string[] = [];
-  for (const c of cases) report.push(`${c.label} ${compare(await ours(c.file), theirs.get(c.file)!, c.tol, c.label).toExponential(1)}`);
+  for (const c of cases) {
+    const a = await ours(c.file);
+    // node-llama-cpp's probability list has come back without its own top token on a loaded machine
+    // (twice in a row once, in a full `npm test`): ask it again for that file, once, before comparing.
+    let b = theirs.get(c.file)!;
+    if (!b.has(topId(a))) b = llamaCpp([c.file]).get(c.file)!;
+    report.push(`${c.label} ${compare(a, b, c.tol, c.label).toExponential(1)}`);
+  }
   console.log(`# max |Δ log p| vs llama.cpp: ${report.join(', ')}`);
 });

@@ -17,7 +17,7 @@ self.onmessage = async (e: MessageEvent<Job>) => {
     if (j.t === 'load') {
       await model?.close();
       model = await loadModel(j.url, { threads: j.threads, dtype: j.dtype, cacheName: null });
-      postMessage({ ok: true, threads: model.threads, isolated: globalThis.crossOriginIsolated });
+      postMessage({ ok: true, threads: model.threads, isolated: globalThis.crossOriginIsolated, simd: model.simd });
     } else if (j.t === 'warm') {
       warmUp(model!, j.prompt, j.cache);
       postMessage({ ok: true });

@@ -114,8 +114,8 @@ async function promptIds(dir: string): Promise<number[]> {
   try { return m.encode(text); } finally { await m.close(); }
 }
 const tLoad = performance.now();
-const loaded = await call<{ threads: number; isolated: boolean }>('ours', { t: 'load', url: onGguf ? wllamaUrl : '/model/', threads, dtype });
-log(`page: model loaded on ${loaded.threads} threads in ${((performance.now() - tLoad) / 1000).toFixed(1)} s (cross-origin isolated: ${loaded.isolated})`);
+const loaded = await call<{ threads: number; isolated: boolean; simd: string | null }>('ours', { t: 'load', url: onGguf ? wllamaUrl : '/model/', threads, dtype });
+log(`page: model loaded on ${loaded.threads} threads in ${((performance.now() - tLoad) / 1000).toFixed(1)} s (cross-origin isolated: ${loaded.isolated}, kernels: ${loaded.simd ?? 'given'})`);
 let wllamaError: string | null = null;
 let llamaVersion = '';
 let wllamaLetters = prompt.length;
@@ -187,7 +187,7 @@ rmSync(dist, { recursive: true, force: true });
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 const out = {
   date: new Date().toISOString(), cpu: cpus()[0]?.model, loadavg: loadavg().map((x) => r3(x)), chromium, libllama: llamaVersion,
-  model: modelArg, model_file: modelPath === modelArg ? null : basename(modelPath), dtype: onGguf ? `gguf:${ggufDtype ?? 'file'}` : dtype, threads, page_threads: loaded.threads, cross_origin_isolated: loaded.isolated, prompt_tokens: prompt.length,
+  model: modelArg, model_file: modelPath === modelArg ? null : basename(modelPath), dtype: onGguf ? `gguf:${ggufDtype ?? 'file'}` : dtype, threads, page_threads: loaded.threads, cross_origin_isolated: loaded.isolated, page_simd: loaded.simd, node_simd: node.simd, prompt_tokens: prompt.length,
   wllama_prompt_tokens: wllamaPromptN, gen, reps, cache: CACHE, reuse_logits: reuseLogits,
   page: pageS, node: nodeS, wllama: wllamaS, wllama_error: wllamaError, rounds,
   browser_vs_node: pageS && nodeS ? r3(pageS.decode_tok_s / nodeS.decode_tok_s) : null,

@@ -8,8 +8,8 @@ export const SPECULATE_FLAGS: FlagSpec = { speculate: { type: 'string' }, draft:
 
 export const SPECULATE_HELP = `--speculate ngram|mctp|auto|off drafts tokens and verifies them in one forward (default off;
 ngram looks them up in the stream's own tokens; auto is mctp when the model has heads, else ngram);
-greedy output is unchanged, sampling keeps its distribution. --draft K drafts at most K (default 4);
---draft auto drafts at most 4, as many as pay on this model and machine, none where none does.`;
+greedy output is unchanged, sampling keeps its distribution. --draft auto (default) drafts at most 4,
+as many as pay on this model and machine, none where none does; --draft K drafts up to K each time.`;
 
 /** The speculation options the flags ask for, checked (naming the flag). */
 export function speculateFlags(flags: Flags): SpeculateOptions {

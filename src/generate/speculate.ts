@@ -7,14 +7,16 @@ import { NgramDrafter, type Drafter } from './ngram.js';
 /** `ngram`: prompt lookup in the stream's own tokens; `mctp`: the model's MCTP heads; `auto`: mctp when the model has heads, else ngram. */
 export type SpeculateMode = 'ngram' | 'mctp' | 'auto' | 'off';
 export const SPECULATE_MODES: readonly SpeculateMode[] = ['ngram', 'mctp', 'auto', 'off'];
+/** The most tokens `draft: 'auto'` drafts at once. */
 export const DEFAULT_DRAFT = 4;
 
 export interface SpeculateOptions {
   /** Default `off`. */
   mode?: SpeculateMode;
   /**
-   * Tokens drafted per backbone forward at most (default 4), or `auto`: at most 4, as many as pay
-   * on this model and machine, 0 (a plain step) when none does (draft-length.ts).
+   * Tokens drafted per backbone forward: at most this many, or `auto` (the default): at most 4, as
+   * many as pay on this model and machine, 0 (a plain step) when none does (draft-length.ts). A fixed
+   * draft can make decoding slower where each verified row costs about a step (the shipped 8M models).
    */
   draft?: number | 'auto';
   /** A drafter of your own instead of the mode's (tests, experiments); its proposals are verified like any other. */
@@ -32,7 +34,7 @@ export function makeDrafter(opts: SpeculateOptions | undefined, mctp: MctpSource
   const hasHeads = mctp === true || (typeof mctp === 'object' && mctp !== null);
   const mode = opts?.mode ?? 'off';
   if (!SPECULATE_MODES.includes(mode)) throw new StreamlmError(`--speculate must be one of ${SPECULATE_MODES.join(', ')}, got '${String(mode)}'`, { field: 'speculate' });
-  const tune = opts?.draft === 'auto';
+  const tune = (opts?.draft ?? 'auto') === 'auto';
   const draft = tune ? DEFAULT_DRAFT : opts?.draft ?? DEFAULT_DRAFT;
   if (typeof draft !== 'number' || !Number.isInteger(draft) || draft < 1 || draft > 64) throw new StreamlmError(`--draft must be auto or an integer in 1..64, got ${String(opts?.draft)}`, { field: 'draft' });
   if (opts?.drafter) return { drafter: opts.drafter, draft, tune };

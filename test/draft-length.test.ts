@@ -15,14 +15,19 @@ import { FIXTURES } from './helpers/fixtures.js';
  * counts are set, not sampled). Returns how often each length was chosen after the learning phase.
  */
 function simulate(rowMs: (r: number) => number, accept: number, n = 200, maxDraft = 4): number[] {
-  const proposed = new Array<number>(maxDraft).fill(1000), accepted = proposed.map((p) => Math.round(p * accept));
-  const t = new DraftTuner(maxDraft, proposed, accepted);
+  const t = new DraftTuner(maxDraft);
+  // Teach it the acceptances first: 1000 walks whose kept count follows `accept` at each position.
+  for (let i = 0; i < 1000; i++) {
+    let kept = 0;
+    while (kept < maxDraft && (((i * 7919 + kept * 104729) % 1000) + 0.5) / 1000 < accept) kept++;
+    t.speculated(maxDraft, kept, 0, rowMs(maxDraft + 1));
+  }
   const chosen = new Array<number>(maxDraft + 1).fill(0);
   for (let i = 0; i < n; i++) {
     const k = t.choose(maxDraft);
     if (i >= 10) chosen[k]++;
     if (k === 0) t.plain(rowMs(1));
-    else t.speculated(k, 0, rowMs(k + 1));
+    else t.speculated(k, k, 0, rowMs(k + 1));
   }
   return chosen;
 }
@@ -42,15 +47,20 @@ test('draft auto: the longest draft where extra rows are nearly free, plain step
 });
 
 test('draft auto: never past the budget\'s limit, and a limit below 1 is a plain step', () => {
-  const t = new DraftTuner(4, [], []);
+  const t = new DraftTuner(4);
   assert.equal(t.choose(0), 0);
   assert.equal(t.choose(2), 2, 'the first decision drafts the most it may');
-  t.speculated(2, 0, 2);
+  t.speculated(2, 1, 0, 2);
   for (let i = 0; i < 50; i++) {
     const k = t.choose(3);
     assert.ok(k >= 0 && k <= 3, `k = ${k}`);
-    if (k === 0) t.plain(1); else t.speculated(k, 0, k + 1);
+    if (k === 0) t.plain(1); else t.speculated(k, 1, 0, k + 1);
   }
+  // One tuner per session and drafter: the next turn of a conversation starts from what this one learned.
+  const session = {};
+  assert.equal(DraftTuner.of(session, 'ngram', 4), DraftTuner.of(session, 'ngram', 4));
+  assert.notEqual(DraftTuner.of(session, 'ngram', 4), DraftTuner.of(session, 'mctp', 4));
+  assert.notEqual(DraftTuner.of(session, 'ngram', 4), DraftTuner.of({}, 'ngram', 4));
 });
 
 test('greedy decoding with --draft auto gives plain decoding\'s tokens', async () => {

@@ -17,23 +17,48 @@ export class DraftTuner {
   private readonly rowMs: number[];
   /** ms to draft k tokens (index k). */
   private readonly draftMs: number[];
+  /** Per draft position: drafts that reached it, and how many of those were kept. */
+  private readonly proposed: number[];
+  private readonly accepted: number[];
   private decisions = 0;
   private last = 0;
 
-  /** `maxDraft`: the most tokens drafted at once; `proposed`/`accepted`: the stepper's per-position counts (read live). */
-  constructor(readonly maxDraft: number, private readonly proposed: readonly number[], private readonly accepted: readonly number[]) {
+  /** `maxDraft`: the most tokens drafted at once. */
+  constructor(readonly maxDraft: number) {
     this.rowMs = new Array<number>(maxDraft + 2).fill(NaN);
     this.draftMs = new Array<number>(maxDraft + 1).fill(NaN);
     this.draftMs[0] = 0;
+    this.proposed = new Array<number>(maxDraft).fill(0);
+    this.accepted = new Array<number>(maxDraft).fill(0);
+  }
+
+  /**
+   * The tuner a session's streams share for one drafter: what one turn of a conversation learned
+   * (costs, acceptances) serves the next, instead of each turn learning again.
+   */
+  static of(session: object, drafter: string, maxDraft: number): DraftTuner {
+    let bySession = TUNERS.get(session);
+    if (!bySession) TUNERS.set(session, (bySession = new Map()));
+    const key = `${drafter}/${maxDraft}`;
+    let t = bySession.get(key);
+    if (!t) bySession.set(key, (t = new DraftTuner(maxDraft)));
+    return t;
   }
 
   /** A plain step (k = 0) took `ms`. */
   plain(ms: number): void { this.note(this.rowMs, 1, ms); }
 
-  /** Drafting k tokens took `draftMs`, and verifying and accepting them `verifyMs`. */
-  speculated(k: number, draftMs: number, verifyMs: number): void {
+  /**
+   * `k` drafted tokens took `draftMs` to draft and `verifyMs` to verify and accept; the first
+   * `kept` of them were kept (a rejected one ends the walk: later positions were not reached).
+   */
+  speculated(k: number, kept: number, draftMs: number, verifyMs: number): void {
     this.note(this.draftMs, k, draftMs);
     this.note(this.rowMs, k + 1, verifyMs);
+    for (let i = 0; i < Math.min(k, kept + 1, this.maxDraft); i++) {
+      this.proposed[i]++;
+      if (i < kept) this.accepted[i]++;
+    }
   }
 
   /** Tokens to draft next, at most `limit` (the budget's); 0 means a plain step. */
@@ -63,7 +88,7 @@ export class DraftTuner {
 
   /** Position i's acceptance when reached, with one kept and one rejected as the prior. */
   private acceptance(i: number): number {
-    return ((this.accepted[i] ?? 0) + 1) / ((this.proposed[i] ?? 0) + 2);
+    return (this.accepted[i] + 1) / (this.proposed[i] + 2);
   }
 
   /** Estimated ms of drafting k tokens and one forward of k+1 rows (k = 0: a plain step). */
@@ -75,6 +100,9 @@ export class DraftTuner {
     avg[i] = Number.isNaN(avg[i]) ? ms : avg[i] + SMOOTHING * (ms - avg[i]);
   }
 }
+
+/** Tuners by session (a WeakMap: they go with their session). */
+const TUNERS = new WeakMap<object, Map<string, DraftTuner>>();
 
 /** Every this many decisions, a neighbour of the best draft length is tried. */
 const EXPLORE_EVERY = 32;

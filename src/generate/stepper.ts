@@ -114,7 +114,7 @@ export class DecodeStepper {
     if (session.headsUnused && draftsWithHeads(opts.speculate)) throw new StreamlmError(`--speculate ${opts.speculate!.mode} drafts with the model's MCTP heads: open the session with draftHeads: true`, { field: 'speculate' });
     const spec = makeDrafter(opts.speculate, session.mctp ?? null);
     this.spec = spec;
-    this.tuner = spec?.tune ? new DraftTuner(spec.draft, this.proposed, this.accepted) : null;
+    this.tuner = spec?.tune ? DraftTuner.of(session, spec.drafter.name, spec.draft) : null;
     this.spec?.drafter.push(opts.history ?? opts.context ?? []);
   }
 
@@ -169,7 +169,7 @@ export class DecodeStepper {
     const kept = drafts.slice(0, a);
     const fed = this.fedBeforeStop([id, ...kept]);
     s.accept(fed);
-    if (this.tuner) this.tuner.speculated(drafts.length, t1 - t0, performance.now() - t1);
+    if (this.tuner) this.tuner.speculated(drafts.length, a, t1 - t0, performance.now() - t1);
     this.forwards++;
     this.fed += fed;
     spec.drafter.push([id, ...kept]);

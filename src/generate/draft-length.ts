@@ -38,7 +38,7 @@ export class DraftTuner {
    */
   static of(session: object, drafter: string, maxDraft: number): DraftTuner {
     let bySession = TUNERS.get(session);
-    if (!bySession) TUNERS.set(session, (bySession = new Map()));
+    if (!bySession) TUNERS.set(session, (bySession = new Map<string, DraftTuner>()));
     const key = `${drafter}/${maxDraft}`;
     let t = bySession.get(key);
     if (!t) bySession.set(key, (t = new DraftTuner(maxDraft)));
